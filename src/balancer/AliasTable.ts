@@ -3,18 +3,26 @@
  * weight in O(1) from one random number, after an O(n) build. Used by the weighted random and
  * power-of-two-choices balancers.
  *
+ * Small integer weights (a total of at most 16,384 after dividing by their GCD, the usual case) take
+ * a faster path: a table with each index repeated `weight` times, sampled with one load. Same
+ * distribution, exactly.
+ *
  * Source: M. D. Vose, "A linear algorithm for generating random numbers with a given distribution",
  * IEEE Transactions on Software Engineering 17(9), 1991.
  */
+
+import { integerWeightDivisor, negativeBit } from './membership.js';
 
 /** An O(1) sampler of indexes proportional to fixed weights. */
 export class AliasTable {
   readonly #probability: Float64Array;
   readonly #alias: Uint32Array;
+  readonly #slots: Uint32Array | undefined;
 
   /** @param weights finite numbers >= 0 with a positive sum */
   constructor(weights: ArrayLike<number>) {
-    const n = weights.length;
+    this.#slots = slotTable(weights);
+    const n = this.#slots === undefined ? weights.length : 0;
     this.#probability = new Float64Array(n);
     this.#alias = new Uint32Array(n);
     let total = 0;
@@ -47,10 +55,31 @@ export class AliasTable {
 
   /** An index drawn with probability weight / total, from `u` uniform in [0, 1). */
   sample(u: number): number {
+    const slots = this.#slots;
+    if (slots !== undefined) return slots[Math.floor(u * slots.length)] as number;
     const n = this.#probability.length;
     const scaled = u * n;
-    let i = Math.floor(scaled);
-    if (i >= n) i = n - 1;
-    return scaled - i < (this.#probability[i] as number) ? i : (this.#alias[i] as number);
+    const i = Math.min(Math.floor(scaled), n - 1);
+    const alias = this.#alias[i] as number;
+    // Keep i when the remainder falls under its probability, else take its alias; branch-free,
+    // since the outcome is a coin flip no branch predictor can learn.
+    return alias + (i - alias) * negativeBit(scaled - i - (this.#probability[i] as number));
   }
+}
+
+const MAX_SLOTS = 16_384;
+
+// Each index repeated weight / GCD times, or undefined when the weights are not small integers.
+function slotTable(weights: ArrayLike<number>): Uint32Array | undefined {
+  const divisor = integerWeightDivisor(weights);
+  if (divisor === 0) return undefined;
+  let total = 0;
+  for (let i = 0; i < weights.length; i++) total += (weights[i] as number) / divisor;
+  if (total > MAX_SLOTS) return undefined;
+  const slots = new Uint32Array(total);
+  let at = 0;
+  for (let i = 0; i < weights.length; i++) {
+    for (let k = (weights[i] as number) / divisor; k > 0; k--) slots[at++] = i;
+  }
+  return slots;
 }

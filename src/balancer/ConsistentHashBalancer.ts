@@ -31,7 +31,7 @@ export interface ConsistentHashOptions {
    * weighted share of the requests in flight. Off by default.
    */
   boundedLoad?: number;
-  /** Picks a random point for a pick without a key. @default Math.random */
+  /** Picks a random point for a pick without a key. @default systemRandom */
   random?: RandomSource;
 }
 
@@ -103,17 +103,21 @@ export class ConsistentHashBalancer<E extends Endpoint = Endpoint> implements Ba
     const size = this.#points.length;
     if (size === 0) return undefined;
     const key = ctx?.key;
-    const hash = key === undefined ? Math.floor(this.#random() * TWO_POW_32) >>> 0 : this.hash(key);
-    return this.pickByHash(hash, ctx?.exclude);
+    const hash = key === undefined ? Math.floor(this.#random() * TWO_POW_32) | 0 : this.hash(key);
+    return this.#pickByHash(hash >>> 0, ctx?.exclude);
   }
 
-  /** Hashes a pick key; a subclass may normalise the key first. */
+  /**
+   * Hashes a pick key; a subclass may normalise the key first. Returns the 32 bits as a signed
+   * integer (`| 0`), which V8 passes without allocating, where an unsigned one above 2^31 would be
+   * boxed on every call.
+   */
   protected hash(key: string | Uint8Array): number {
-    return hashKey(key);
+    return hashKey(key) | 0;
   }
 
-  /** The owner of the first ring point at or after `hash`, honouring `exclude` and the load bound. */
-  protected pickByHash(hash: number, exclude: ReadonlySet<string> | undefined): E | undefined {
+  // The owner of the first ring point at or after `hash`, honouring `exclude` and the load bound.
+  #pickByHash(hash: number, exclude: ReadonlySet<string> | undefined): E | undefined {
     const points = this.#points;
     const size = points.length;
     let low = 0;

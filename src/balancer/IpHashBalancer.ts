@@ -25,8 +25,8 @@ export class IpHashBalancer<E extends Endpoint = Endpoint> extends ConsistentHas
   }
 
   protected override hash(key: string | Uint8Array): number {
-    if (typeof key !== 'string') return murmur3Bytes(key);
+    if (typeof key !== 'string') return murmur3Bytes(key) | 0;
     const mapped = key.length > MAPPED_PREFIX.length && key.startsWith(MAPPED_PREFIX) && key.includes('.');
-    return murmur3String(key, 0, mapped ? MAPPED_PREFIX.length : 0);
+    return murmur3String(key, 0, mapped ? MAPPED_PREFIX.length : 0) | 0;
   }
 }

@@ -3,8 +3,9 @@
  * least `(inflight + 1) / weight` (HAProxy's leastconn key, so weights count even at zero load).
  *
  * Complexity: `pick()` O(n): in-flight counts change on every request and are owned by the caller,
- * so there is no index to keep; this is what nginx's least_conn does too. For large sets prefer
- * `least-request` (P2C), O(1) and nearly as good. `update()` O(n).
+ * so there is no index to keep; this is what nginx's least_conn does too. The scan stops early at an
+ * idle endpoint of the highest weight, which no other can beat, so a lightly loaded set is cheap.
+ * For large busy sets prefer `least-request` (P2C), O(1) and nearly as good. `update()` O(n).
  * Guarantee: every pick returns an endpoint of minimal load; ties go to the first one met from a
  * start position that rotates on every pick, so equal endpoints share the traffic rather than the
  * first one taking it all.
@@ -18,9 +19,12 @@ export class LeastConnectionsBalancer<E extends Endpoint = Endpoint> implements 
   readonly name: string = 'least-connections';
   #endpoints: E[] = [];
   #start = 0;
+  #maxWeight = 0;
 
   update(endpoints: readonly E[]): void {
     this.#endpoints = takeActive(endpoints, this.name);
+    this.#maxWeight = 0;
+    for (const endpoint of this.#endpoints) this.#maxWeight = Math.max(this.#maxWeight, endpoint.weight);
     if (this.#start >= this.#endpoints.length) this.#start = 0;
   }
 
@@ -29,6 +33,6 @@ export class LeastConnectionsBalancer<E extends Endpoint = Endpoint> implements 
     if (n === 0) return undefined;
     const start = this.#start;
     this.#start = start + 1 === n ? 0 : start + 1;
-    return leastLoaded(this.#endpoints, start, ctx?.exclude);
+    return leastLoaded(this.#endpoints, start, ctx?.exclude, this.#maxWeight);
   }
 }

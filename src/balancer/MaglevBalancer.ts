@@ -22,7 +22,7 @@ import { takeActive } from './membership.js';
 export interface MaglevOptions {
   /** Lookup table size, a prime larger than the number of endpoints (ideally 100×). @default 65537 */
   tableSize?: number;
-  /** Picks a random slot for a pick without a key. @default Math.random */
+  /** Picks a random slot for a pick without a key. @default systemRandom */
   random?: RandomSource;
 }
 

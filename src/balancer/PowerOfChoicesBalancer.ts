@@ -15,11 +15,11 @@ import type { Endpoint } from '../core/endpoint.js';
 import { checkKnownOptions, optionalFunction, optionalNumber } from '../core/validate.js';
 import { AliasTable } from './AliasTable.js';
 import type { Balancer, PickContext } from './Balancer.js';
-import { randomIndex, takeActive, uniformWeights } from './membership.js';
+import { negativeBit, otherIndex, randomIndex, takeActive, uniformWeights } from './membership.js';
 
 /** Options of the power-of-choices balancers (`least-request`, `peak-ewma`). */
 export interface PowerOfChoicesOptions {
-  /** Source of uniform numbers in [0, 1). @default Math.random */
+  /** Source of uniform numbers in [0, 1). @default systemRandom */
   random?: RandomSource;
   /** How many endpoints each pick compares, an integer >= 2. @default 2 */
   choices?: number;
@@ -58,6 +58,25 @@ export abstract class PowerOfChoicesBalancer<E extends Endpoint = Endpoint> impl
       return only === undefined || ctx?.exclude?.has(only.id) ? undefined : only;
     }
     const exclude = ctx?.exclude !== undefined && ctx.exclude.size > 0 ? ctx.exclude : undefined;
+    if (exclude === undefined && this.#choices === 2) {
+      // The common case, unrolled: two draws, one comparison.
+      const random = this.#random;
+      const alias = this.#alias;
+      let first: number;
+      let second: number;
+      if (alias === undefined) {
+        first = randomIndex(random, n);
+        second = otherIndex(random, n, first);
+      } else {
+        first = alias.sample(random());
+        second = alias.sample(random());
+      }
+      const costA = this.cost(list[first] as E);
+      const costB = this.cost(list[second] as E);
+      // Costs closer than 2^-30 count as a tie (see negativeBit).
+      const takeSecond = negativeBit(costB - costA);
+      return list[first + (second - first) * takeSecond];
+    }
     for (let attempt = 0; attempt < REDRAWS; attempt++) {
       const chosen = this.#drawBest(list, n, exclude);
       if (chosen !== undefined) return chosen;
@@ -76,9 +95,7 @@ export abstract class PowerOfChoicesBalancer<E extends Endpoint = Endpoint> impl
       if (alias !== undefined) {
         index = alias.sample(random());
       } else if (c === 1) {
-        // Equal weights: make the second draw differ from the first.
-        index = randomIndex(random, n - 1);
-        if (index >= first) index++;
+        index = otherIndex(random, n, first); // equal weights: a second draw unlike the first
       } else {
         index = randomIndex(random, n);
       }

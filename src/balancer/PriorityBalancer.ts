@@ -29,7 +29,7 @@ export interface PriorityOptions<E extends Endpoint = Endpoint> {
   innerOptions?: BalancerOptions;
   /** Health multiplier, >= 1; `Infinity` for nginx-style backups. @default 1.4 */
   overprovisioningFactor?: number;
-  /** Chooses the tier. @default Math.random */
+  /** Chooses the tier. @default systemRandom */
   random?: RandomSource;
 }
 

@@ -15,7 +15,7 @@ import { randomIndex, takeActive, uniformWeights } from './membership.js';
 
 /** Options of {@link RandomBalancer}. */
 export interface RandomBalancerOptions {
-  /** Source of uniform numbers in [0, 1). @default Math.random */
+  /** Source of uniform numbers in [0, 1). @default systemRandom */
   random?: RandomSource;
 }
 

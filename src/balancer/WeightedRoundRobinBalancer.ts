@@ -20,17 +20,12 @@
  */
 import type { Endpoint } from '../core/endpoint.js';
 import type { Balancer, PickContext } from './Balancer.js';
-import { takeActive, uniformWeights } from './membership.js';
+import { integerWeightDivisor, takeActive, uniformWeights } from './membership.js';
 
 const MAX_TABLE = 1 << 16;
 const MAX_BUILD_STEPS = 1 << 22;
 
 type Mode = 'rotation' | 'table' | 'deadline';
-
-function gcd(a: number, b: number): number {
-  while (b !== 0) [a, b] = [b, a % b];
-  return a;
-}
 
 /** Smooth weighted round robin (nginx). */
 export class WeightedRoundRobinBalancer<E extends Endpoint = Endpoint> implements Balancer<E> {
@@ -55,16 +50,8 @@ export class WeightedRoundRobinBalancer<E extends Endpoint = Endpoint> implement
       this.#mode = 'rotation';
       return;
     }
-    let divisor = 0;
-    let integral = true;
-    for (const endpoint of list) {
-      if (!Number.isSafeInteger(endpoint.weight)) {
-        integral = false;
-        break;
-      }
-      divisor = gcd(endpoint.weight, divisor);
-    }
-    if (integral) {
+    const divisor = integerWeightDivisor(list.map((endpoint) => endpoint.weight));
+    if (divisor !== 0) {
       let cycle = 0;
       for (const endpoint of list) cycle += endpoint.weight / divisor;
       if (cycle <= MAX_TABLE && cycle * n <= MAX_BUILD_STEPS) {
@@ -182,18 +169,31 @@ export class WeightedRoundRobinBalancer<E extends Endpoint = Endpoint> implement
 
   #siftDown(at: number): void {
     const heap = this.#heap;
+    const due = this.#due;
+    const position = this.#position;
     const n = heap.length;
     const item = heap[at] as number;
+    const itemDue = due[item] as number;
     for (;;) {
       let child = 2 * at + 1;
       if (child >= n) break;
-      if (child + 1 < n && this.#before(heap[child + 1] as number, heap[child] as number)) child++;
-      if (!this.#before(heap[child] as number, item)) break;
-      heap[at] = heap[child] as number;
-      this.#position[heap[at] as number] = at;
+      let childItem = heap[child] as number;
+      let childDue = due[childItem] as number;
+      if (child + 1 < n) {
+        const right = heap[child + 1] as number;
+        const rightDue = due[right] as number;
+        if (rightDue < childDue || (rightDue === childDue && right < childItem)) {
+          child++;
+          childItem = right;
+          childDue = rightDue;
+        }
+      }
+      if (itemDue < childDue || (itemDue === childDue && item < childItem)) break;
+      heap[at] = childItem;
+      position[childItem] = at;
       at = child;
     }
     heap[at] = item;
-    this.#position[item] = at;
+    position[item] = at;
   }
 }

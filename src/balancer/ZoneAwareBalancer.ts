@@ -32,7 +32,7 @@ export interface ZoneAwareOptions<E extends Endpoint = Endpoint> {
   innerOptions?: BalancerOptions;
   /** Health multiplier before spilling, >= 1; `Infinity` spills only when no local endpoint is eligible. @default 1.4 */
   overprovisioningFactor?: number;
-  /** Chooses between local and remote. @default Math.random */
+  /** Chooses between local and remote. @default systemRandom */
   random?: RandomSource;
 }
 

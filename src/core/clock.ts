@@ -32,5 +32,27 @@ export const systemClock: Clock = {
   },
 };
 
-/** The default random source. */
-export const systemRandom: RandomSource = Math.random;
+// State of the default generator, in a typed array so that updating it never allocates.
+const sfcState = new Uint32Array(4);
+crypto.getRandomValues(sfcState);
+sfcState[3] = 1; // the counter word; any seed is valid once the counter runs
+
+/**
+ * The default random source: sfc32 (Chris Doty-Humphrey's Small Fast Counter generator, which passes
+ * PractRand and BigCrush), seeded once per process from `crypto.getRandomValues`. Used instead of
+ * `Math.random` because V8 returns each `Math.random()` result as a fresh heap number, an allocation
+ * on every pick; this one returns an unboxed double, about twice as fast. 32 bits of randomness per
+ * call, plenty for choosing among endpoints. Not for cryptography.
+ */
+export const systemRandom: RandomSource = function sfc32(): number {
+  const a = sfcState[0] as number;
+  const b = sfcState[1] as number;
+  const c = sfcState[2] as number;
+  const d = sfcState[3] as number;
+  const t = (((a + b) | 0) + d) | 0;
+  sfcState[3] = (d + 1) | 0;
+  sfcState[0] = b ^ (b >>> 9);
+  sfcState[1] = (c + (c << 3)) | 0;
+  sfcState[2] = (((c << 21) | (c >>> 11)) + t) | 0;
+  return (t >>> 0) / 4294967296;
+};

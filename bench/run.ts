@@ -1,0 +1,22 @@
+/**
+ * `npm run bench [suite…]`: runs the benchmark suites and prints their tables. Suites: pick.
+ * Run with `--expose-gc` (the npm script does) so heap figures start from a collected heap.
+ */
+import { machineLine } from './harness.js';
+import { runPickBench } from './pick.js';
+
+const suites: Record<string, () => string | Promise<string>> = {
+  pick: runPickBench,
+};
+
+const wanted = process.argv.slice(2);
+for (const name of wanted) {
+  if (!(name in suites)) {
+    console.error(`unknown suite "${name}"; suites: ${Object.keys(suites).join(', ')}`);
+    process.exit(2);
+  }
+}
+console.log(`mcgravity benchmarks — ${machineLine()}\n`);
+for (const [name, run] of Object.entries(suites)) {
+  if (wanted.length === 0 || wanted.includes(name)) await run();
+}

@@ -1,0 +1,46 @@
+/**
+ * Every file in examples/ runs here, as a user would run it, and its output is checked, so the
+ * docs' examples never rot. An example without an entry below fails the suite.
+ */
+import { execFile } from 'node:child_process';
+import { readdirSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
+import { describe, expect, it } from 'vitest';
+
+const run = promisify(execFile);
+const root = fileURLToPath(new URL('..', import.meta.url));
+
+const expectations: Record<string, (stdout: string) => void> = {
+  'demo.ts': (out) => {
+    expect(out).toMatch(
+      /weighted-round-robin, 60 requests \(weights 3:2:1\)\s+alpha 30 {2}beta 20 {2}gamma 10/,
+    );
+    expect(out).toMatch(/least-request \(P2C\), 120 requests.*alpha \d+ {2}beta \d+ {2}gamma \d+/);
+    expect(out).toMatch(/\d+ of 12 users moved, all of them beta's/);
+    expect(out).toContain('retry after alpha failed goes to beta');
+    expect(out).toContain('done: all servers closed');
+  },
+  'custom-balancer.ts': (out) => {
+    expect(out).toContain('embeddings: gpu-1=30');
+    expect(out).toContain('search:     gpu-1 search-1 search-2');
+    expect(out).toContain('translate:  none=3');
+    expect(out).toContain('retry:      none left');
+  },
+};
+
+describe('examples', () => {
+  const files = readdirSync(new URL('../examples', import.meta.url)).filter((f) => f.endsWith('.ts'));
+
+  it('has an expectation for every example', () => {
+    expect(files.sort()).toEqual(Object.keys(expectations).sort());
+  });
+
+  it.each(files)('%s runs and prints what it promises', async (file) => {
+    const { stdout } = await run(process.execPath, ['--import', 'tsx', `examples/${file}`], {
+      cwd: root,
+      timeout: 30_000,
+    });
+    expectations[file]?.(stdout);
+  });
+});
