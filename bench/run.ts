@@ -1,12 +1,15 @@
 /**
- * `npm run bench [suite…]`: runs the benchmark suites and prints their tables. Suites: pick.
+ * `npm run bench [suite…]`: runs the benchmark suites and prints their tables. Suites: pick, disruption.
  * Run with `--expose-gc` (the npm script does) so heap figures start from a collected heap.
  */
+
+import { runDisruptionBench } from './disruption.js';
 import { machineLine } from './harness.js';
 import { runPickBench } from './pick.js';
 
 const suites: Record<string, () => string | Promise<string>> = {
   pick: runPickBench,
+  disruption: runDisruptionBench,
 };
 
 const wanted = process.argv.slice(2);
