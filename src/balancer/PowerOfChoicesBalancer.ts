@@ -13,9 +13,9 @@
 import { type RandomSource, systemRandom } from '../core/clock.js';
 import type { Endpoint } from '../core/endpoint.js';
 import { checkKnownOptions, optionalFunction, optionalNumber } from '../core/validate.js';
-import { AliasTable } from './AliasTable.js';
 import type { Balancer, PickContext } from './Balancer.js';
-import { negativeBit, otherIndex, randomIndex, takeActive, uniformWeights } from './membership.js';
+import { negativeBit, otherIndex, takeActive } from './membership.js';
+import { WeightedSampler } from './WeightedSampler.js';
 
 /** Options of the power-of-choices balancers (`least-request`, `peak-ewma`). */
 export interface PowerOfChoicesOptions {
@@ -33,7 +33,7 @@ export abstract class PowerOfChoicesBalancer<E extends Endpoint = Endpoint> impl
   readonly #random: RandomSource;
   readonly #choices: number;
   #endpoints: E[] = [];
-  #alias: AliasTable | undefined;
+  #sampler = new WeightedSampler([]);
 
   constructor(options: PowerOfChoicesOptions, owner: string) {
     checkKnownOptions(options, ['random', 'choices'], owner);
@@ -47,7 +47,7 @@ export abstract class PowerOfChoicesBalancer<E extends Endpoint = Endpoint> impl
   update(endpoints: readonly E[]): void {
     const list = takeActive(endpoints, this.name);
     this.#endpoints = list;
-    this.#alias = uniformWeights(list) ? undefined : new AliasTable(list.map((endpoint) => endpoint.weight));
+    this.#sampler = WeightedSampler.ofEndpoints(list);
   }
 
   pick(ctx?: PickContext): E | undefined {
@@ -61,16 +61,10 @@ export abstract class PowerOfChoicesBalancer<E extends Endpoint = Endpoint> impl
     if (exclude === undefined && this.#choices === 2) {
       // The common case, unrolled: two draws, one comparison.
       const random = this.#random;
-      const alias = this.#alias;
-      let first: number;
-      let second: number;
-      if (alias === undefined) {
-        first = randomIndex(random, n);
-        second = otherIndex(random, n, first);
-      } else {
-        first = alias.sample(random());
-        second = alias.sample(random());
-      }
+      const sampler = this.#sampler;
+      const first = sampler.sample(random());
+      // Equal weights: make the second draw differ from the first.
+      const second = sampler.uniform ? otherIndex(random, n, first) : sampler.sample(random());
       const costA = this.cost(list[first] as E);
       const costB = this.cost(list[second] as E);
       // Costs closer than 2^-30 count as a tie (see negativeBit).
@@ -85,20 +79,13 @@ export abstract class PowerOfChoicesBalancer<E extends Endpoint = Endpoint> impl
   }
 
   #drawBest(list: readonly E[], n: number, exclude: ReadonlySet<string> | undefined): E | undefined {
-    const alias = this.#alias;
+    const sampler = this.#sampler;
     const random = this.#random;
     let best: E | undefined;
     let bestCost = 0;
     let first = -1;
     for (let c = 0; c < this.#choices; c++) {
-      let index: number;
-      if (alias !== undefined) {
-        index = alias.sample(random());
-      } else if (c === 1) {
-        index = otherIndex(random, n, first); // equal weights: a second draw unlike the first
-      } else {
-        index = randomIndex(random, n);
-      }
+      const index = c === 1 && sampler.uniform ? otherIndex(random, n, first) : sampler.sample(random());
       if (c === 0) first = index;
       const candidate = list[index] as E;
       if (exclude?.has(candidate.id)) continue;

@@ -1,7 +1,7 @@
 /**
  * Weighted random: each pick takes endpoint i with probability weight_i / sum(weights).
  *
- * Complexity: `pick()` O(1) with one random number (Walker's alias method, see AliasTable.ts);
+ * Complexity: `pick()` O(1) with one random number (see WeightedSampler.ts);
  * with `exclude`, a few redraws and then an O(n) weighted draw over the rest. `update()` O(n).
  * Guarantee: picks are independent and proportional to weight (no state, so many proxies using it
  * never synchronise). Source: Envoy's RANDOM policy; Mitzenmacher's analysis for why P2C beats it.
@@ -9,9 +9,9 @@
 import { type RandomSource, systemRandom } from '../core/clock.js';
 import type { Endpoint } from '../core/endpoint.js';
 import { checkKnownOptions, optionalFunction } from '../core/validate.js';
-import { AliasTable } from './AliasTable.js';
 import type { Balancer, PickContext } from './Balancer.js';
-import { randomIndex, takeActive, uniformWeights } from './membership.js';
+import { takeActive } from './membership.js';
+import { WeightedSampler } from './WeightedSampler.js';
 
 /** Options of {@link RandomBalancer}. */
 export interface RandomBalancerOptions {
@@ -49,7 +49,7 @@ export class RandomBalancer<E extends Endpoint = Endpoint> implements Balancer<E
   readonly name: string = 'random';
   readonly #random: RandomSource;
   #endpoints: E[] = [];
-  #alias: AliasTable | undefined;
+  #sampler = new WeightedSampler([]);
 
   constructor(options: RandomBalancerOptions = {}) {
     checkKnownOptions(options, ['random'], 'random balancer');
@@ -59,7 +59,7 @@ export class RandomBalancer<E extends Endpoint = Endpoint> implements Balancer<E
   update(endpoints: readonly E[]): void {
     const list = takeActive(endpoints, this.name);
     this.#endpoints = list;
-    this.#alias = uniformWeights(list) ? undefined : new AliasTable(list.map((endpoint) => endpoint.weight));
+    this.#sampler = WeightedSampler.ofEndpoints(list);
   }
 
   pick(ctx?: PickContext): E | undefined {
@@ -67,16 +67,11 @@ export class RandomBalancer<E extends Endpoint = Endpoint> implements Balancer<E
     const n = list.length;
     if (n === 0) return undefined;
     const exclude = ctx?.exclude;
-    if (exclude === undefined || exclude.size === 0) return list[this.#draw(n)];
+    if (exclude === undefined || exclude.size === 0) return list[this.#sampler.sample(this.#random())];
     for (let attempt = 0; attempt < REDRAWS; attempt++) {
-      const candidate = list[this.#draw(n)] as E;
+      const candidate = list[this.#sampler.sample(this.#random())] as E;
       if (!exclude.has(candidate.id)) return candidate;
     }
     return weightedDrawExcluding(list, exclude, this.#random);
-  }
-
-  #draw(n: number): number {
-    const alias = this.#alias;
-    return alias === undefined ? randomIndex(this.#random, n) : alias.sample(this.#random());
   }
 }

@@ -1,7 +1,7 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { AliasTable } from '../../src/balancer/AliasTable.js';
 import { RandomBalancer } from '../../src/balancer/RandomBalancer.js';
+import { WeightedSampler } from '../../src/balancer/WeightedSampler.js';
 import { endpoints, tally } from '../helpers/endpoints.js';
 import { scriptedRandom, seededRandom } from '../helpers/random.js';
 
@@ -47,9 +47,11 @@ describe('RandomBalancer', () => {
   });
 });
 
-describe('AliasTable', () => {
-  // Small integers use the slot table; large integers (total > 16,384) and fractions, the alias table.
+describe('WeightedSampler', () => {
+  // Equal weights index directly; small integers use the slot table; large integers (total > 16,384)
+  // and fractions, the alias table.
   const weightSets = fc.oneof(
+    fc.integer({ min: 1, max: 30 }).map((n) => new Array<number>(n).fill(3)),
     fc.array(fc.integer({ min: 0, max: 50 }), { minLength: 1, maxLength: 20 }),
     fc.array(fc.integer({ min: 0, max: 100_000 }), { minLength: 1, maxLength: 20 }),
     fc.array(fc.double({ min: 0, max: 10, noNaN: true }), { minLength: 1, maxLength: 20 }),
@@ -59,7 +61,7 @@ describe('AliasTable', () => {
     fc.assert(
       fc.property(weightSets, (weights) => {
         fc.pre(weights.reduce((a, b) => a + b, 0) > 1e-6);
-        const table = new AliasTable(weights);
+        const table = new WeightedSampler(weights);
         const total = weights.reduce((a, b) => a + b, 0);
         const grid = 100_000;
         const counts = new Array<number>(weights.length).fill(0);

@@ -1,28 +1,40 @@
 /**
- * Walker's alias method (Vose's construction): draws an index with probability proportional to its
- * weight in O(1) from one random number, after an O(n) build. Used by the weighted random and
- * power-of-two-choices balancers.
+ * Draws an index with probability proportional to its weight, in O(1) from one random number, after
+ * an O(n) build. Used by the weighted random and power-of-two-choices balancers. Three paths, chosen
+ * once in the constructor:
  *
- * Small integer weights (a total of at most 16,384 after dividing by their GCD, the usual case) take
- * a faster path: a table with each index repeated `weight` times, sampled with one load. Same
- * distribution, exactly.
+ * - equal weights: the index is `floor(u × n)`;
+ * - small integer weights (a total of at most 16,384 after dividing by their GCD, the usual case) take
+ *   a table with each index repeated `weight` times, sampled with one load;
+ * - any other weights: Walker's alias method (Vose's construction).
  *
  * Source: M. D. Vose, "A linear algorithm for generating random numbers with a given distribution",
  * IEEE Transactions on Software Engineering 17(9), 1991.
  */
 
+import type { Endpoint } from '../core/endpoint.js';
 import { integerWeightDivisor, negativeBit } from './membership.js';
 
 /** An O(1) sampler of indexes proportional to fixed weights. */
-export class AliasTable {
+export class WeightedSampler {
+  /** True when all weights are equal: every index is equally likely. */
+  readonly uniform: boolean;
+  readonly #size: number;
   readonly #probability: Float64Array;
   readonly #alias: Uint32Array;
   readonly #slots: Uint32Array | undefined;
 
-  /** @param weights finite numbers >= 0 with a positive sum */
+  /** A sampler over the endpoints' weights. */
+  static ofEndpoints(endpoints: readonly Endpoint[]): WeightedSampler {
+    return new WeightedSampler(endpoints.map((endpoint) => endpoint.weight));
+  }
+
+  /** @param weights finite numbers >= 0 with a positive sum (or none at all) */
   constructor(weights: ArrayLike<number>) {
-    this.#slots = slotTable(weights);
-    const n = this.#slots === undefined ? weights.length : 0;
+    this.#size = weights.length;
+    this.uniform = uniformValues(weights);
+    this.#slots = this.uniform ? undefined : slotTable(weights);
+    const n = this.uniform || this.#slots !== undefined ? 0 : weights.length;
     this.#probability = new Float64Array(n);
     this.#alias = new Uint32Array(n);
     let total = 0;
@@ -55,6 +67,7 @@ export class AliasTable {
 
   /** An index drawn with probability weight / total, from `u` uniform in [0, 1). */
   sample(u: number): number {
+    if (this.uniform) return Math.min(Math.floor(u * this.#size), this.#size - 1);
     const slots = this.#slots;
     if (slots !== undefined) return slots[Math.floor(u * slots.length)] as number;
     const n = this.#probability.length;
@@ -82,4 +95,9 @@ function slotTable(weights: ArrayLike<number>): Uint32Array | undefined {
     for (let k = (weights[i] as number) / divisor; k > 0; k--) slots[at++] = i;
   }
   return slots;
+}
+
+function uniformValues(values: ArrayLike<number>): boolean {
+  for (let i = 1; i < values.length; i++) if (values[i] !== values[0]) return false;
+  return true;
 }
