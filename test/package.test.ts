@@ -1,0 +1,115 @@
+/**
+ * The package as npm would ship it: build with tsup, then load `mcgravity` through its `exports` map
+ * from CommonJS and from ESM in fresh Node processes, and check the type declarations are there.
+ */
+import { execFile } from 'node:child_process';
+import { existsSync, readFileSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
+import { beforeAll, describe, expect, expectTypeOf, it } from 'vitest';
+import * as api from '../src/index.js';
+
+const run = promisify(execFile);
+const root = fileURLToPath(new URL('..', import.meta.url));
+const pkg = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as {
+  exports: Record<string, Record<string, Record<string, string>>>;
+  files: string[];
+  sideEffects: boolean;
+  engines: { node: string };
+};
+
+const EXPECTED_EXPORTS = [
+  'ConsistentHashBalancer',
+  'IpHashBalancer',
+  'LeastConnectionsBalancer',
+  'LeastRequestBalancer',
+  'MaglevBalancer',
+  'McgravityError',
+  'PeakEwma',
+  'PeakEwmaBalancer',
+  'PowerOfChoicesBalancer',
+  'PriorityBalancer',
+  'RandomBalancer',
+  'RoundRobinBalancer',
+  'WeightedRoundRobinBalancer',
+  'ZoneAwareBalancer',
+  'balancerNames',
+  'createBalancer',
+  'errorStatus',
+  'hashKey',
+  'isMcgravityError',
+  'murmur3Bytes',
+  'murmur3String',
+  'normalizeBackend',
+  'parseDuration',
+  'systemClock',
+  'systemRandom',
+];
+
+describe('package', () => {
+  beforeAll(async () => {
+    await run(
+      process.execPath,
+      [fileURLToPath(new URL('../node_modules/tsup/dist/cli-default.js', import.meta.url))],
+      {
+        cwd: root,
+        timeout: 60_000,
+      },
+    );
+  }, 90_000);
+
+  it('declares what a published library should', () => {
+    expect(pkg.files).toEqual(['dist']);
+    expect(pkg.sideEffects).toBe(false);
+    expect(pkg.engines.node).toBe('>=20.19');
+    const root = pkg.exports['.'] as Record<string, Record<string, string>>;
+    // `types` first in each condition, as TypeScript resolves in order.
+    expect(Object.keys(root.import ?? {})[0]).toBe('types');
+    expect(Object.keys(root.require ?? {})[0]).toBe('types');
+    for (const condition of Object.values(root)) {
+      for (const file of Object.values(condition))
+        expect(existsSync(new URL(`../${file}`, import.meta.url))).toBe(true);
+    }
+  });
+
+  it('exports the same API from the source, ESM and CommonJS builds', async () => {
+    expect(Object.keys(api).sort()).toEqual(EXPECTED_EXPORTS);
+    const list = 'Object.keys(m).sort().join(",")';
+    const cjs = await run(process.execPath, ['-e', `const m = require('mcgravity'); console.log(${list})`], {
+      cwd: root,
+    });
+    const esm = await run(
+      process.execPath,
+      ['--input-type=module', '-e', `import * as m from 'mcgravity'; console.log(${list})`],
+      {
+        cwd: root,
+      },
+    );
+    expect(cjs.stdout.trim()).toBe(EXPECTED_EXPORTS.join(','));
+    expect(esm.stdout.trim()).toBe(EXPECTED_EXPORTS.join(','));
+  });
+
+  it('works from the built CommonJS file', async () => {
+    const script = `
+      const { createBalancer } = require('mcgravity');
+      const b = createBalancer('weighted-round-robin');
+      b.update([{ id: 'a', url: 'http://a', weight: 5, inflight: 0 }, { id: 'b', url: 'http://b', weight: 1, inflight: 0 }, { id: 'c', url: 'http://c', weight: 1, inflight: 0 }]);
+      console.log(Array.from({ length: 7 }, () => b.pick().id).join(' '));`;
+    const { stdout } = await run(process.execPath, ['-e', script], { cwd: root });
+    expect(stdout.trim()).toBe('a a b a c a a');
+  });
+
+  it('ships type declarations for both module systems', () => {
+    const dts = readFileSync(new URL('../dist/index.d.ts', import.meta.url), 'utf8');
+    expect(dts).toContain('interface Balancer<E extends Endpoint = Endpoint>');
+    expect(existsSync(new URL('../dist/index.d.cts', import.meta.url))).toBe(true);
+  });
+
+  it('types the public surface', () => {
+    expectTypeOf(api.createBalancer).parameter(0).toEqualTypeOf<api.BalancerName>();
+    expectTypeOf<api.Endpoint['inflight']>().toEqualTypeOf<number>();
+    expectTypeOf<api.PickContext['key']>().toEqualTypeOf<string | Uint8Array | undefined>();
+    expectTypeOf(api.parseDuration).returns.toEqualTypeOf<number>();
+    expectTypeOf<api.McgravityError['code']>().toEqualTypeOf<api.ErrorCode>();
+  });
+});
