@@ -143,12 +143,18 @@ export class CircuitBreaker extends EventEmitter<CircuitBreakerEvents> {
     super();
     checkKnownOptions(options, KNOWN, 'CircuitBreaker');
     this.name = options.name ?? 'circuit';
-    this.#failureThreshold = optionalNumber(options.failureThreshold, 'failureThreshold', 5, { min: 0, integer: true });
+    this.#failureThreshold = optionalNumber(options.failureThreshold, 'failureThreshold', 5, {
+      min: 0,
+      integer: true,
+    });
     this.#rateThreshold =
       options.failureRateThreshold === undefined
         ? 0
         : optionalNumber(options.failureRateThreshold, 'failureRateThreshold', 0, { above: 0, max: 1 });
-    this.#minimumRequests = optionalNumber(options.minimumRequests, 'minimumRequests', 10, { min: 1, integer: true });
+    this.#minimumRequests = optionalNumber(options.minimumRequests, 'minimumRequests', 10, {
+      min: 1,
+      integer: true,
+    });
     const windowMs = optionalDuration(options.windowMs, 'windowMs', 10_000);
     if (windowMs <= 0) throw new RangeError(`windowMs must be > 0, got ${String(options.windowMs)}`);
     this.#openMs = optionalDuration(options.openMs, 'openMs', 10_000);
@@ -160,8 +166,14 @@ export class CircuitBreaker extends EventEmitter<CircuitBreakerEvents> {
     if (this.#maxOpenMs < this.#openMs) {
       throw new RangeError(`openBackoff.maxMs must be >= openMs (${this.#openMs}), got ${this.#maxOpenMs}`);
     }
-    this.#halfOpenMax = optionalNumber(options.halfOpenMaxRequests, 'halfOpenMaxRequests', 1, { min: 1, integer: true });
-    this.#successThreshold = optionalNumber(options.successThreshold, 'successThreshold', 1, { min: 1, integer: true });
+    this.#halfOpenMax = optionalNumber(options.halfOpenMaxRequests, 'halfOpenMaxRequests', 1, {
+      min: 1,
+      integer: true,
+    });
+    this.#successThreshold = optionalNumber(options.successThreshold, 'successThreshold', 1, {
+      min: 1,
+      integer: true,
+    });
     this.#isFailure = optionalFunction(options.isFailure, 'isFailure', defaultIsFailure);
     this.#clock = options.clock ?? systemClock;
     this.#window = new RollingWindow(windowMs);
@@ -255,7 +267,8 @@ export class CircuitBreaker extends EventEmitter<CircuitBreakerEvents> {
       if (this.#rateThreshold > 0) {
         const failures = this.#window.failures(now);
         const total = failures + this.#window.successes(now);
-        if (total >= this.#minimumRequests && failures / total >= this.#rateThreshold) this.#open('failure-rate', 0);
+        if (total >= this.#minimumRequests && failures / total >= this.#rateThreshold)
+          this.#open('failure-rate', 0);
       }
     } else if (state.kind === 'half-open') {
       this.#open('probe-failed', state.reopenings + 1);

@@ -1,6 +1,6 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { type CircuitState, CircuitBreaker } from '../../src/breaker/CircuitBreaker.js';
+import { CircuitBreaker, type CircuitState } from '../../src/breaker/CircuitBreaker.js';
 import { isMcgravityError } from '../../src/core/errors.js';
 import { ManualClock } from '../helpers/clock.js';
 
@@ -159,7 +159,9 @@ describe('CircuitBreaker', () => {
       failureThreshold: 2,
       clock: new ManualClock(),
       isFailure: (outcome) =>
-        'value' in outcome ? (outcome.value as { status: number }).status >= 500 : !(outcome.error instanceof RangeError),
+        'value' in outcome
+          ? (outcome.value as { status: number }).status >= 500
+          : !(outcome.error instanceof RangeError),
     });
     await breaker.execute(async () => ({ status: 503 }));
     await breaker.execute(() => Promise.reject(new RangeError('client error'))).catch(() => undefined);
@@ -167,7 +169,9 @@ describe('CircuitBreaker', () => {
     await breaker.execute(async () => ({ status: 502 }));
     const controller = new AbortController();
     controller.abort();
-    await breaker.execute(() => Promise.reject(new Error('aborted')), controller.signal).catch(() => undefined);
+    await breaker
+      .execute(() => Promise.reject(new Error('aborted')), controller.signal)
+      .catch(() => undefined);
     expect(breaker.state).toBe('closed');
     await breaker.execute(async () => ({ status: 500 }));
     expect(breaker.state).toBe('open');
@@ -182,7 +186,12 @@ describe('CircuitBreaker', () => {
     fc.assert(
       fc.property(fc.integer({ min: 1, max: 4 }), fc.array(op, { maxLength: 200 }), (max, ops) => {
         const clock = new ManualClock();
-        const breaker = new CircuitBreaker({ failureThreshold: 2, openMs: 100, halfOpenMaxRequests: max, clock });
+        const breaker = new CircuitBreaker({
+          failureThreshold: 2,
+          openMs: 100,
+          halfOpenMaxRequests: max,
+          clock,
+        });
         const inflight: number[] = []; // epochs of admitted calls not yet finished
         for (const step of ops) {
           if (step.kind === 'advance') clock.advance(step.ms);

@@ -1,0 +1,330 @@
+/**
+ * Retries, done safely. A failed attempt is retried only when all of these hold:
+ * - its failure is one `retryOn` names (`connect-failure`, `reset`, `timeout`, `5xx`,
+ *   `gateway-error` for 502/503/504, or explicit statuses);
+ * - the call is idempotent, or the failure is one where the request never reached the upstream
+ *   (`retryNonIdempotentOn`, connect failures by default);
+ * - the upstream had not started its response (an error marked `responseStarted` is final);
+ * - attempts remain, the caller has not aborted, and the retry budget has room.
+ *
+ * Between attempts it waits with exponential backoff and full jitter (AWS Architecture Blog,
+ * "Exponential Backoff and Jitter": a random delay in [0, min(maxMs, baseMs × 2^retry))), or as long
+ * as the upstream's `Retry-After` asks, up to `maxRetryAfterMs` (longer, and it stops retrying).
+ * Each attempt runs under its own `perTryTimeoutMs`. When retries run out, the last outcome stands:
+ * a response is returned as it is (a 503 stays a 503), an error is thrown.
+ *
+ * Semantics follow Envoy's retry policy (retry_on, num_retries, per_try_timeout, retry budget) and
+ * its defaults: base interval 25 ms, maximum 10 × base.
+ */
+import { EventEmitter } from 'eventemitter3';
+import { type Clock, type RandomSource, systemClock, systemRandom } from '../core/clock.js';
+import { optionalDuration } from '../core/duration.js';
+import { McgravityError } from '../core/errors.js';
+import {
+  type FailureKind,
+  failureKind,
+  headerOf,
+  responseStarted,
+  retryAfterMs,
+  statusOf,
+} from '../core/failures.js';
+import { abortReason, neverAborted } from '../core/signals.js';
+import { checkKnownOptions, optionalFunction, optionalNumber } from '../core/validate.js';
+import { RetryBudget, type RetryBudgetOptions } from './RetryBudget.js';
+
+/** A failure a retry policy can act on. */
+export type RetryCondition = FailureKind | '5xx' | 'gateway-error' | number;
+
+/** Options of {@link RetryPolicy}. */
+export interface RetryOptions {
+  /** Attempts in all, the first included; 1 means no retry. @default 3 */
+  attempts?: number;
+  /** Time limit of each attempt; off unless set. */
+  perTryTimeoutMs?: number | string;
+  /** Failures that are retried. @default ['connect-failure', 'reset', 'gateway-error'] */
+  retryOn?: readonly RetryCondition[];
+  /** Failures retried even for calls that are not idempotent. @default ['connect-failure'] */
+  retryNonIdempotentOn?: readonly RetryCondition[];
+  /** Exponential backoff with full jitter. @default { baseMs: 25, maxMs: 250 } */
+  backoff?: { baseMs?: number | string; maxMs?: number | string };
+  /** Longest `Retry-After` honoured; a longer one ends the retries. @default 10_000 */
+  maxRetryAfterMs?: number | string;
+  /** Caps concurrent retries; share one instance across policies for the same backends. @default a budget of 20 %, at least 3 */
+  budget?: RetryBudget | RetryBudgetOptions | false;
+  /** Called with a response-like value that is dropped for a retry, to release it (e.g. drain its body). */
+  onDiscard?: (value: unknown) => void | Promise<void>;
+  /** Clock for backoff and per-try timeouts. @default systemClock */
+  clock?: Clock;
+  /** Jitter source. @default systemRandom */
+  random?: RandomSource;
+}
+
+/** What each attempt is given. */
+export interface AttemptContext {
+  /** 1 for the first attempt. */
+  readonly attempt: number;
+  /** Aborted when the caller aborts or the per-try timeout passes. */
+  readonly signal: AbortSignal;
+}
+
+/** Per-call options of {@link RetryPolicy.execute}. */
+export interface RetryCallOptions {
+  /** The call may be repeated safely (GET, PUT, DELETE…, or a call the caller vouches for). @default false */
+  idempotent?: boolean;
+  /** Aborts the call and any wait between attempts. */
+  signal?: AbortSignal;
+}
+
+/** Why a retry happened. */
+export type RetryReason = FailureKind | number;
+
+/** Events of {@link RetryPolicy}. */
+export interface RetryPolicyEvents {
+  /** A retry is about to wait `delayMs` and then start attempt `attempt`. */
+  retry: (info: { attempt: number; reason: RetryReason; delayMs: number }) => void;
+  /** A retry was refused because the budget was spent. */
+  'retry:budget-exhausted': (info: { attempt: number; reason: RetryReason }) => void;
+}
+
+/** Counters of {@link RetryPolicy.stats}. */
+export interface RetryPolicyStats {
+  readonly calls: number;
+  readonly retries: number;
+  readonly budgetExhausted: number;
+}
+
+const KNOWN = [
+  'attempts',
+  'perTryTimeoutMs',
+  'retryOn',
+  'retryNonIdempotentOn',
+  'backoff',
+  'maxRetryAfterMs',
+  'budget',
+  'onDiscard',
+  'clock',
+  'random',
+];
+
+/** The HTTP methods RFC 9110 §9.2.2 defines as idempotent. */
+export function isIdempotentMethod(method: string | undefined): boolean {
+  switch ((method ?? 'GET').toUpperCase()) {
+    case 'GET':
+    case 'HEAD':
+    case 'OPTIONS':
+    case 'TRACE':
+    case 'PUT':
+    case 'DELETE':
+      return true;
+    default:
+      return false;
+  }
+}
+
+function checkConditions(value: unknown, option: string): readonly RetryCondition[] {
+  if (!Array.isArray(value)) throw new TypeError(`${option} must be an array of retry conditions`);
+  for (const condition of value) {
+    const ok =
+      condition === 'connect-failure' ||
+      condition === 'reset' ||
+      condition === 'timeout' ||
+      condition === '5xx' ||
+      condition === 'gateway-error' ||
+      (typeof condition === 'number' && Number.isInteger(condition) && condition >= 100 && condition <= 599);
+    if (!ok) {
+      throw new RangeError(
+        `${option} entries must be 'connect-failure', 'reset', 'timeout', '5xx', 'gateway-error' or an HTTP status, got ${JSON.stringify(condition)}`,
+      );
+    }
+  }
+  return value;
+}
+
+function matches(conditions: readonly RetryCondition[], reason: RetryReason): boolean {
+  for (const condition of conditions) {
+    if (condition === reason) return true;
+    if (typeof reason === 'number') {
+      if (condition === '5xx' && reason >= 500 && reason <= 599) return true;
+      if (condition === 'gateway-error' && (reason === 502 || reason === 503 || reason === 504)) return true;
+    }
+  }
+  return false;
+}
+
+type Outcome<T> = { readonly ok: true; readonly value: T } | { readonly ok: false; readonly error: unknown };
+
+/** Retries async work when, and only when, it is safe to. */
+export class RetryPolicy extends EventEmitter<RetryPolicyEvents> {
+  readonly #attempts: number;
+  readonly #perTryTimeoutMs: number;
+  readonly #retryOn: readonly RetryCondition[];
+  readonly #retryNonIdempotentOn: readonly RetryCondition[];
+  readonly #baseMs: number;
+  readonly #maxBackoffMs: number;
+  readonly #maxRetryAfterMs: number;
+  readonly #budget: RetryBudget | undefined;
+  readonly #onDiscard: ((value: unknown) => void | Promise<void>) | undefined;
+  readonly #clock: Clock;
+  readonly #random: RandomSource;
+  #calls = 0;
+  #retries = 0;
+  #budgetExhausted = 0;
+
+  constructor(options: RetryOptions = {}) {
+    super();
+    checkKnownOptions(options, KNOWN, 'RetryPolicy');
+    this.#attempts = optionalNumber(options.attempts, 'attempts', 3, { min: 1, integer: true });
+    this.#perTryTimeoutMs = optionalDuration(options.perTryTimeoutMs, 'perTryTimeoutMs', 0);
+    this.#retryOn = checkConditions(
+      options.retryOn ?? ['connect-failure', 'reset', 'gateway-error'],
+      'retryOn',
+    );
+    this.#retryNonIdempotentOn = checkConditions(
+      options.retryNonIdempotentOn ?? ['connect-failure'],
+      'retryNonIdempotentOn',
+    );
+    this.#baseMs = optionalDuration(options.backoff?.baseMs, 'backoff.baseMs', 25);
+    this.#maxBackoffMs = optionalDuration(options.backoff?.maxMs, 'backoff.maxMs', this.#baseMs * 10);
+    this.#maxRetryAfterMs = optionalDuration(options.maxRetryAfterMs, 'maxRetryAfterMs', 10_000);
+    const budget = options.budget;
+    this.#budget =
+      budget === false ? undefined : budget instanceof RetryBudget ? budget : new RetryBudget(budget);
+    this.#onDiscard =
+      options.onDiscard === undefined
+        ? undefined
+        : optionalFunction(options.onDiscard, 'onDiscard', () => {});
+    this.#clock = options.clock ?? systemClock;
+    this.#random = optionalFunction(options.random, 'random', systemRandom);
+  }
+
+  /** The budget this policy draws retries from, if any. */
+  get budget(): RetryBudget | undefined {
+    return this.#budget;
+  }
+
+  /** Counters since construction. */
+  stats(): RetryPolicyStats {
+    return { calls: this.#calls, retries: this.#retries, budgetExhausted: this.#budgetExhausted };
+  }
+
+  /**
+   * Runs `fn`, retrying it as the policy allows. Resolves with the last value, or rejects with the
+   * last error; rejects with the abort reason when the caller aborts.
+   */
+  async execute<T>(fn: (ctx: AttemptContext) => Promise<T>, options: RetryCallOptions = {}): Promise<T> {
+    const signal = options.signal ?? neverAborted;
+    const idempotent = options.idempotent === true;
+    const budget = this.#budget;
+    this.#calls++;
+    budget?.begin();
+    try {
+      for (let attempt = 1; ; attempt++) {
+        if (signal.aborted) throw abortReason(signal);
+        const isRetry = attempt > 1;
+        let outcome: Outcome<T>;
+        try {
+          outcome = { ok: true, value: await this.#attempt(fn, attempt, signal) };
+        } catch (error) {
+          outcome = { ok: false, error };
+        } finally {
+          if (isRetry) budget?.retryDone();
+        }
+        if (signal.aborted && !outcome.ok) throw abortReason(signal);
+        const reason = this.#retryReason(outcome, idempotent);
+        if (reason === undefined || attempt >= this.#attempts || signal.aborted) return settle(outcome);
+        let delayMs = this.#backoff(attempt);
+        if (outcome.ok) {
+          const asked = retryAfterMs(headerOf(outcome.value, 'retry-after'));
+          if (asked !== undefined) {
+            if (asked > this.#maxRetryAfterMs) return outcome.value;
+            delayMs = asked;
+          }
+        }
+        if (budget !== undefined && !budget.tryRetry()) {
+          this.#budgetExhausted++;
+          this.emit('retry:budget-exhausted', { attempt: attempt + 1, reason });
+          return settle(outcome);
+        }
+        this.#retries++;
+        this.emit('retry', { attempt: attempt + 1, reason, delayMs });
+        if (outcome.ok) await this.#onDiscard?.(outcome.value);
+        try {
+          await this.#sleep(delayMs, signal);
+        } catch (error) {
+          budget?.retryDone();
+          throw error;
+        }
+      }
+    } finally {
+      budget?.end();
+    }
+  }
+
+  /** The failure that makes `outcome` worth retrying, or undefined. */
+  #retryReason(outcome: Outcome<unknown>, idempotent: boolean): RetryReason | undefined {
+    let reason: RetryReason | undefined;
+    if (outcome.ok) {
+      reason = statusOf(outcome.value);
+    } else {
+      if (responseStarted(outcome.error)) return undefined;
+      reason = failureKind(outcome.error);
+    }
+    if (reason === undefined || !matches(this.#retryOn, reason)) return undefined;
+    if (!idempotent && !matches(this.#retryNonIdempotentOn, reason)) return undefined;
+    return reason;
+  }
+
+  #backoff(attempt: number): number {
+    const ceiling = Math.min(this.#maxBackoffMs, this.#baseMs * 2 ** (attempt - 1));
+    return this.#random() * ceiling;
+  }
+
+  async #attempt<T>(
+    fn: (ctx: AttemptContext) => Promise<T>,
+    attempt: number,
+    callerSignal: AbortSignal,
+  ): Promise<T> {
+    if (this.#perTryTimeoutMs <= 0) return fn({ attempt, signal: callerSignal });
+    const controller = new AbortController();
+    const timeoutMs = this.#perTryTimeoutMs;
+    const onCallerAbort = () => controller.abort(callerSignal.reason);
+    callerSignal.addEventListener('abort', onCallerAbort, { once: true });
+    let timer: unknown;
+    const timedOut = new Promise<never>((_, reject) => {
+      timer = this.#clock.setTimeout(() => {
+        const error = new McgravityError(
+          'EUPSTREAMTIMEOUT',
+          `attempt ${attempt} timed out after ${timeoutMs} ms`,
+        );
+        controller.abort(error);
+        reject(error);
+      }, timeoutMs);
+    });
+    try {
+      return await Promise.race([fn({ attempt, signal: controller.signal }), timedOut]);
+    } finally {
+      this.#clock.clearTimeout(timer);
+      callerSignal.removeEventListener('abort', onCallerAbort);
+    }
+  }
+
+  #sleep(ms: number, signal: AbortSignal): Promise<void> {
+    if (ms <= 0) return Promise.resolve();
+    return new Promise((resolve, reject) => {
+      const onAbort = () => {
+        this.#clock.clearTimeout(timer);
+        reject(abortReason(signal));
+      };
+      const timer = this.#clock.setTimeout(() => {
+        signal.removeEventListener('abort', onAbort);
+        resolve();
+      }, ms);
+      signal.addEventListener('abort', onAbort, { once: true });
+    });
+  }
+}
+
+function settle<T>(outcome: Outcome<T>): T {
+  if (outcome.ok) return outcome.value;
+  throw outcome.error;
+}

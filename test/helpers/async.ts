@@ -1,0 +1,13 @@
+/** Lets pending promise callbacks and I/O callbacks run (one macrotask turn); not a timed sleep. */
+export function flush(): Promise<void> {
+  return new Promise((resolve) => setImmediate(resolve));
+}
+
+/** Turns the event loop until `condition()` holds, failing after `turns` turns. */
+export async function until(condition: () => boolean, turns = 1000): Promise<void> {
+  for (let i = 0; i < turns; i++) {
+    if (condition()) return;
+    await flush();
+  }
+  throw new Error(`condition not met after ${turns} event-loop turns`);
+}
