@@ -38,21 +38,36 @@ export class ManualClock implements Clock {
   /** Moves time forward by `ms`, firing every timer that falls due, in order. */
   advance(ms: number): void {
     const until = this.#now + ms;
-    for (;;) {
-      let next: Timer | undefined;
-      for (const timer of this.#timers.values()) {
-        if (
-          timer.at <= until &&
-          (next === undefined || timer.at < next.at || (timer.at === next.at && timer.seq < next.seq))
-        ) {
-          next = timer;
-        }
-      }
-      if (next === undefined) break;
-      this.#timers.delete(next.seq);
-      this.#now = next.at;
-      next.callback();
+    for (let next = this.#nextDue(until); next !== undefined; next = this.#nextDue(until)) this.#fire(next);
+    this.#now = until;
+  }
+
+  /**
+   * Like {@link ManualClock.advance}, but lets the event loop turn after each timer, so that work a
+   * timer starts (a check, a retry) finishes at the time it fired, as it would with real time.
+   */
+  async advanceAsync(ms: number): Promise<void> {
+    const until = this.#now + ms;
+    for (let next = this.#nextDue(until); next !== undefined; next = this.#nextDue(until)) {
+      this.#fire(next);
+      await new Promise((resolve) => setImmediate(resolve));
     }
     this.#now = until;
+  }
+
+  #nextDue(until: number): Timer | undefined {
+    let next: Timer | undefined;
+    for (const timer of this.#timers.values()) {
+      if (timer.at > until) continue;
+      if (next === undefined || timer.at < next.at || (timer.at === next.at && timer.seq < next.seq))
+        next = timer;
+    }
+    return next;
+  }
+
+  #fire(timer: Timer): void {
+    this.#timers.delete(timer.seq);
+    this.#now = timer.at;
+    timer.callback();
   }
 }

@@ -1,0 +1,450 @@
+/**
+ * Active health checking: probes each endpoint on its own schedule and keeps a healthy / unhealthy
+ * verdict with HAProxy's rise and fall: `unhealthyThreshold` failed checks in a row take a healthy
+ * endpoint down, `healthyThreshold` passed checks in a row bring it back.
+ *
+ * A check is an HTTP request to the endpoint's origin + `path` that must answer within `timeoutMs`
+ * with a status in `expectStatus` and, when set, headers matching `expectHeaders` and a body
+ * matching `expectBody` (nginx's `match` block), or any `check(endpoint, signal)` function: a TCP
+ * connect ({@link tcpCheck}), an MCP ping, a database query.
+ *
+ * Scheduling: each endpoint's first check falls at a random point of the first interval, so checks
+ * spread out instead of arriving together; each later one starts `intervalMs` (± `jitter`) after the
+ * previous one ended, so checks of one endpoint never overlap. A check still running at `timeoutMs`
+ * is aborted and counts as failed. `close()` stops every timer and aborts running checks.
+ */
+import net from 'node:net';
+import { EventEmitter } from 'eventemitter3';
+import { type Dispatcher, request } from 'undici';
+import { type Clock, type RandomSource, systemClock, systemRandom } from '../core/clock.js';
+import { optionalDuration } from '../core/duration.js';
+import { McgravityError } from '../core/errors.js';
+import { failureKind } from '../core/failures.js';
+import { checkKnownOptions, describeValue, optionalFunction, optionalNumber } from '../core/validate.js';
+
+/** What a health check needs to know of an endpoint. */
+export interface CheckTarget {
+  readonly id: string;
+  readonly url: string;
+}
+
+/** A custom check: resolve `true` or nothing for healthy; `false` or a rejection for unhealthy. */
+export type HealthCheckFunction = (
+  endpoint: CheckTarget,
+  signal: AbortSignal,
+) => Promise<boolean | undefined | void>;
+
+/** An accepted status: a code, a class such as `'2xx'`, or a range such as `'200-399'`. */
+export type StatusMatcher = number | string;
+
+/** Options of {@link HealthMonitor}. */
+export interface HealthCheckOptions {
+  /** Path requested on each endpoint's origin. @default '/health' */
+  path?: string;
+  /** HTTP method of the check. @default 'GET' */
+  method?: 'GET' | 'HEAD';
+  /** Extra request headers, e.g. a Host or an authorization. */
+  headers?: Record<string, string>;
+  /** Time between checks of one endpoint. @default 10_000 */
+  intervalMs?: number | string;
+  /** Time a check may take before it is aborted and counted as failed. @default 5_000 */
+  timeoutMs?: number | string;
+  /** Random spread of each interval, as a fraction of it (0 to 1). @default 0.1 */
+  jitter?: number;
+  /** Passed checks in a row that bring an unhealthy endpoint back (rise). @default 2 */
+  healthyThreshold?: number;
+  /** Failed checks in a row that take a healthy endpoint down (fall). @default 3 */
+  unhealthyThreshold?: number;
+  /** Accepted statuses. @default '2xx' */
+  expectStatus?: StatusMatcher | readonly StatusMatcher[];
+  /** The body must contain this string or match this pattern (first 64 KiB). */
+  expectBody?: string | RegExp;
+  /** Response headers that must be present with these values (string: equal; RegExp: match). */
+  expectHeaders?: Record<string, string | RegExp>;
+  /** A custom check instead of the HTTP one. */
+  check?: HealthCheckFunction;
+  /** Whether an endpoint starts healthy (HAProxy) or must pass its first checks first (nginx `mandatory`). @default true */
+  startHealthy?: boolean;
+  /** undici dispatcher for the HTTP checks. @default undici's global dispatcher */
+  dispatcher?: Dispatcher;
+  /** Clock for the schedule and timeouts. @default systemClock */
+  clock?: Clock;
+  /** Random source for the spread and jitter. @default systemRandom */
+  random?: RandomSource;
+}
+
+/** The result of one check. */
+export interface CheckResult {
+  readonly id: string;
+  readonly ok: boolean;
+  /** Why it failed: `timeout`, `connect-failure`, `status 503`, `body mismatch`… */
+  readonly reason?: string;
+  readonly durationMs: number;
+}
+
+/** An endpoint's health as the monitor sees it. */
+export interface EndpointHealth {
+  readonly healthy: boolean;
+  readonly consecutiveSuccesses: number;
+  readonly consecutiveFailures: number;
+  readonly lastCheck?: CheckResult;
+}
+
+/** Events of {@link HealthMonitor}. */
+export interface HealthMonitorEvents {
+  'endpoint:up': (info: { id: string }) => void;
+  'endpoint:down': (info: { id: string; reason: string }) => void;
+  check: (result: CheckResult) => void;
+}
+
+interface TargetState {
+  readonly target: CheckTarget;
+  healthy: boolean;
+  successes: number;
+  failures: number;
+  lastCheck: CheckResult | undefined;
+  timer: unknown;
+  running: Promise<CheckResult> | undefined;
+  controller: AbortController | undefined;
+}
+
+const KNOWN = [
+  'path',
+  'method',
+  'headers',
+  'intervalMs',
+  'timeoutMs',
+  'jitter',
+  'healthyThreshold',
+  'unhealthyThreshold',
+  'expectStatus',
+  'expectBody',
+  'expectHeaders',
+  'check',
+  'startHealthy',
+  'dispatcher',
+  'clock',
+  'random',
+];
+
+const MAX_BODY_BYTES = 64 * 1024;
+
+function parseStatusMatchers(value: StatusMatcher | readonly StatusMatcher[]): [number, number][] {
+  const list = Array.isArray(value) ? value : [value];
+  if (list.length === 0) throw new RangeError('expectStatus must name at least one status');
+  return list.map((matcher: StatusMatcher): [number, number] => {
+    if (typeof matcher === 'number' && Number.isInteger(matcher) && matcher >= 100 && matcher <= 599) {
+      return [matcher, matcher];
+    }
+    if (typeof matcher === 'string') {
+      const text = matcher.trim();
+      const klass = /^([1-5])xx$/i.exec(text);
+      if (klass) return [Number(klass[1]) * 100, Number(klass[1]) * 100 + 99];
+      const range = /^(\d{3})\s*-\s*(\d{3})$/.exec(text);
+      if (range && Number(range[1]) <= Number(range[2])) return [Number(range[1]), Number(range[2])];
+      if (/^\d{3}$/.test(text)) return [Number(text), Number(text)];
+    }
+    throw new RangeError(
+      `expectStatus entries must be a status (200), a class ('2xx') or a range ('200-399'), got ${describeValue(matcher)}`,
+    );
+  });
+}
+
+/**
+ * A check that passes when a TCP connection to the endpoint's host and port opens.
+ * @example new HealthMonitor({ check: tcpCheck() })
+ */
+export function tcpCheck(): HealthCheckFunction {
+  return (endpoint, signal) =>
+    new Promise<boolean>((resolve, reject) => {
+      const url = new URL(endpoint.url);
+      const port = Number(url.port || (url.protocol === 'https:' ? 443 : 80));
+      const socket = net.connect({ host: url.hostname.replace(/^\[|\]$/g, ''), port, signal });
+      socket.once('connect', () => {
+        socket.destroy();
+        resolve(true);
+      });
+      socket.once('error', reject);
+    });
+}
+
+/** Active health checks over a set of endpoints. */
+export class HealthMonitor extends EventEmitter<HealthMonitorEvents> {
+  readonly #path: string;
+  readonly #method: 'GET' | 'HEAD';
+  readonly #headers: Record<string, string>;
+  readonly #intervalMs: number;
+  readonly #timeoutMs: number;
+  readonly #jitter: number;
+  readonly #rise: number;
+  readonly #fall: number;
+  readonly #statuses: [number, number][];
+  readonly #expectBody: string | RegExp | undefined;
+  readonly #expectHeaders: [string, string | RegExp][];
+  readonly #check: HealthCheckFunction;
+  readonly #startHealthy: boolean;
+  readonly #dispatcher: Dispatcher | undefined;
+  readonly #clock: Clock;
+  readonly #random: RandomSource;
+  readonly #targets = new Map<string, TargetState>();
+  #closed = false;
+
+  constructor(options: HealthCheckOptions = {}) {
+    super();
+    checkKnownOptions(options, KNOWN, 'HealthMonitor');
+    this.#path = options.path ?? '/health';
+    if (typeof this.#path !== 'string' || !this.#path.startsWith('/')) {
+      throw new TypeError(`path must be a string starting with "/", got ${describeValue(options.path)}`);
+    }
+    this.#method = options.method ?? 'GET';
+    if (this.#method !== 'GET' && this.#method !== 'HEAD') {
+      throw new TypeError(`method must be 'GET' or 'HEAD', got ${describeValue(options.method)}`);
+    }
+    this.#headers = { ...(options.headers ?? {}) };
+    this.#intervalMs = optionalDuration(options.intervalMs, 'intervalMs', 10_000);
+    if (this.#intervalMs <= 0)
+      throw new RangeError(`intervalMs must be > 0, got ${String(options.intervalMs)}`);
+    this.#timeoutMs = optionalDuration(options.timeoutMs, 'timeoutMs', 5_000);
+    if (this.#timeoutMs <= 0) throw new RangeError(`timeoutMs must be > 0, got ${String(options.timeoutMs)}`);
+    this.#jitter = optionalNumber(options.jitter, 'jitter', 0.1, { min: 0, max: 1 });
+    this.#rise = optionalNumber(options.healthyThreshold, 'healthyThreshold', 2, { min: 1, integer: true });
+    this.#fall = optionalNumber(options.unhealthyThreshold, 'unhealthyThreshold', 3, {
+      min: 1,
+      integer: true,
+    });
+    this.#statuses = parseStatusMatchers(options.expectStatus ?? '2xx');
+    if (
+      options.expectBody !== undefined &&
+      typeof options.expectBody !== 'string' &&
+      !(options.expectBody instanceof RegExp)
+    ) {
+      throw new TypeError(
+        `expectBody must be a string or a RegExp, got ${describeValue(options.expectBody)}`,
+      );
+    }
+    this.#expectBody = options.expectBody;
+    this.#expectHeaders = Object.entries(options.expectHeaders ?? {}).map(([name, value]) => [
+      name.toLowerCase(),
+      value,
+    ]);
+    this.#check = optionalFunction(options.check, 'check', (target, signal) =>
+      this.#httpCheck(target, signal),
+    );
+    this.#startHealthy = options.startHealthy ?? true;
+    this.#dispatcher = options.dispatcher;
+    this.#clock = options.clock ?? systemClock;
+    this.#random = optionalFunction(options.random, 'random', systemRandom);
+  }
+
+  /** Starts checking an endpoint; its first check falls at a random point of the first interval. */
+  add(target: CheckTarget): void {
+    if (this.#closed) throw new McgravityError('ECLOSED', 'HealthMonitor is closed');
+    if (this.#targets.has(target.id)) return;
+    const state: TargetState = {
+      target: { id: target.id, url: target.url },
+      healthy: this.#startHealthy,
+      successes: 0,
+      failures: 0,
+      lastCheck: undefined,
+      timer: undefined,
+      running: undefined,
+      controller: undefined,
+    };
+    this.#targets.set(target.id, state);
+    this.#schedule(state, this.#random() * this.#intervalMs);
+  }
+
+  /** Stops checking an endpoint, aborting a check in progress. */
+  remove(id: string): void {
+    const state = this.#targets.get(id);
+    if (state === undefined) return;
+    this.#targets.delete(id);
+    this.#clock.clearTimeout(state.timer);
+    state.controller?.abort(new McgravityError('ECLOSED', `endpoint ${id} was removed`));
+  }
+
+  /** True when the endpoint is known and healthy. */
+  isHealthy(id: string): boolean {
+    return this.#targets.get(id)?.healthy === true;
+  }
+
+  /** The endpoint's health, or undefined when it is not monitored. */
+  health(id: string): EndpointHealth | undefined {
+    const state = this.#targets.get(id);
+    if (state === undefined) return undefined;
+    return {
+      healthy: state.healthy,
+      consecutiveSuccesses: state.successes,
+      consecutiveFailures: state.failures,
+      ...(state.lastCheck === undefined ? {} : { lastCheck: state.lastCheck }),
+    };
+  }
+
+  /** Checks an endpoint now (or joins the check already running) and returns the result. */
+  checkNow(id: string): Promise<CheckResult> {
+    const state = this.#targets.get(id);
+    if (state === undefined) return Promise.reject(new TypeError(`endpoint ${id} is not monitored`));
+    return state.running ?? this.#run(state);
+  }
+
+  /** Stops all checks and timers; resolves when running checks have settled. */
+  async close(): Promise<void> {
+    this.#closed = true;
+    const running: Promise<unknown>[] = [];
+    for (const state of this.#targets.values()) {
+      this.#clock.clearTimeout(state.timer);
+      state.controller?.abort(new McgravityError('ECLOSED', 'HealthMonitor closed'));
+      if (state.running) running.push(state.running);
+    }
+    this.#targets.clear();
+    await Promise.allSettled(running);
+  }
+
+  #schedule(state: TargetState, delayMs: number): void {
+    state.timer = this.#clock.setTimeout(() => {
+      state.timer = undefined;
+      if (state.running === undefined) void this.#run(state);
+    }, delayMs);
+  }
+
+  #run(state: TargetState): Promise<CheckResult> {
+    this.#clock.clearTimeout(state.timer);
+    state.timer = undefined;
+    const controller = new AbortController();
+    state.controller = controller;
+    const started = this.#clock.now();
+    const id = state.target.id;
+    const timer = this.#clock.setTimeout(
+      () =>
+        controller.abort(
+          new McgravityError('EUPSTREAMTIMEOUT', `health check timed out after ${this.#timeoutMs} ms`),
+        ),
+      this.#timeoutMs,
+    );
+    const running = (async (): Promise<CheckResult> => {
+      let reason: string | undefined;
+      try {
+        // Race the abort, so that a check ignoring its signal still ends at its timeout or on close.
+        const verdict = await Promise.race([
+          this.#check(state.target, controller.signal),
+          rejectOnAbort(controller.signal),
+        ]);
+        if (controller.signal.aborted) reason = this.#abortReason(controller.signal);
+        else if (verdict === false) reason = 'check returned false';
+      } catch (error) {
+        reason = controller.signal.aborted ? this.#abortReason(controller.signal) : describeFailure(error);
+      } finally {
+        this.#clock.clearTimeout(timer);
+      }
+      const result: CheckResult = {
+        id,
+        ok: reason === undefined,
+        ...(reason === undefined ? {} : { reason }),
+        durationMs: this.#clock.now() - started,
+      };
+      state.running = undefined;
+      state.controller = undefined;
+      if (this.#targets.get(id) !== state) return result; // removed or closed meanwhile
+      this.#record(state, result);
+      const spread = 1 + this.#jitter * (2 * this.#random() - 1);
+      this.#schedule(state, this.#intervalMs * spread);
+      return result;
+    })();
+    state.running = running;
+    return running;
+  }
+
+  #abortReason(signal: AbortSignal): string {
+    const reason: unknown = signal.reason;
+    return reason instanceof McgravityError && reason.code === 'EUPSTREAMTIMEOUT' ? 'timeout' : 'aborted';
+  }
+
+  #record(state: TargetState, result: CheckResult): void {
+    state.lastCheck = result;
+    this.emit('check', result);
+    if (result.ok) {
+      state.successes++;
+      state.failures = 0;
+      if (!state.healthy && state.successes >= this.#rise) {
+        state.healthy = true;
+        this.emit('endpoint:up', { id: result.id });
+      }
+    } else {
+      state.failures++;
+      state.successes = 0;
+      if (state.healthy && state.failures >= this.#fall) {
+        state.healthy = false;
+        this.emit('endpoint:down', { id: result.id, reason: result.reason ?? 'failed' });
+      }
+    }
+  }
+
+  async #httpCheck(target: CheckTarget, signal: AbortSignal): Promise<boolean> {
+    const origin = new URL(target.url).origin;
+    const response = await request(origin + this.#path, {
+      method: this.#method,
+      headers: this.#headers,
+      signal,
+      ...(this.#dispatcher === undefined ? {} : { dispatcher: this.#dispatcher }),
+    });
+    const status = response.statusCode;
+    const statusOk = this.#statuses.some(([low, high]) => status >= low && status <= high);
+    if (!statusOk || this.#expectBody === undefined) await response.body.dump();
+    if (!statusOk) throw new HealthCheckFailure(`status ${status}`);
+    for (const [name, expected] of this.#expectHeaders) {
+      const raw = response.headers[name];
+      const actual = Array.isArray(raw) ? raw.join(', ') : raw;
+      const ok =
+        actual !== undefined &&
+        (typeof expected === 'string' ? actual === expected : matches(expected, actual));
+      if (!ok) {
+        if (this.#expectBody !== undefined) await response.body.dump();
+        throw new HealthCheckFailure(`header ${name} mismatch`);
+      }
+    }
+    if (this.#expectBody === undefined) return true;
+    const body = await readUpTo(response.body, MAX_BODY_BYTES);
+    const expected = this.#expectBody;
+    const matched = typeof expected === 'string' ? body.includes(expected) : matches(expected, body);
+    if (!matched) throw new HealthCheckFailure('body mismatch');
+    return true;
+  }
+}
+
+class HealthCheckFailure extends Error {}
+
+function rejectOnAbort(signal: AbortSignal): Promise<never> {
+  return new Promise((_, reject) => {
+    signal.addEventListener('abort', () => reject(signal.reason), { once: true });
+  });
+}
+
+// RegExp#test with the g or y flag resumes from lastIndex; a check must not depend on the previous one.
+function matches(pattern: RegExp, text: string): boolean {
+  pattern.lastIndex = 0;
+  return pattern.test(text);
+}
+
+function describeFailure(error: unknown): string {
+  if (error instanceof HealthCheckFailure) return error.message;
+  const kind = failureKind(error);
+  if (kind !== undefined) return kind;
+  return error instanceof Error ? error.message : String(error);
+}
+
+async function readUpTo(
+  body: AsyncIterable<Buffer> & { destroy(): unknown },
+  limit: number,
+): Promise<string> {
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for await (const chunk of body) {
+    chunks.push(chunk);
+    size += chunk.length;
+    if (size >= limit) {
+      body.destroy();
+      break;
+    }
+  }
+  return Buffer.concat(chunks).subarray(0, limit).toString('utf8');
+}
