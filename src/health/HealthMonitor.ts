@@ -29,6 +29,7 @@ export interface CheckTarget {
 }
 
 /** A custom check: resolve `true` or nothing for healthy; `false` or a rejection for unhealthy. */
+// biome-ignore lint/suspicious/noConfusingVoidType: an async function that returns nothing passes.
 export type HealthCheckFunction = (
   endpoint: CheckTarget,
   signal: AbortSignal,
