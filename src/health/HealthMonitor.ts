@@ -29,11 +29,13 @@ export interface CheckTarget {
 }
 
 /** A custom check: resolve `true` or nothing for healthy; `false` or a rejection for unhealthy. */
-// biome-ignore lint/suspicious/noConfusingVoidType: an async function that returns nothing passes.
 export type HealthCheckFunction = (
   endpoint: CheckTarget,
   signal: AbortSignal,
-) => Promise<boolean | undefined | void>;
+) => Promise<
+  // biome-ignore lint/suspicious/noConfusingVoidType: an async function that returns nothing must fit.
+  boolean | undefined | void
+>;
 
 /** An accepted status: a code, a class such as `'2xx'`, or a range such as `'200-399'`. */
 export type StatusMatcher = number | string;
