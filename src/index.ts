@@ -15,6 +15,15 @@ export { RoundRobinBalancer } from './balancer/RoundRobinBalancer.js';
 export type { InnerBalancer } from './balancer/tiers.js';
 export { WeightedRoundRobinBalancer } from './balancer/WeightedRoundRobinBalancer.js';
 export { ZoneAwareBalancer, type ZoneAwareOptions } from './balancer/ZoneAwareBalancer.js';
+export {
+  type CallOutcome,
+  CircuitBreaker,
+  type CircuitBreakerEvents,
+  type CircuitBreakerOptions,
+  type CircuitBreakerStats,
+  type CircuitState,
+  type OpenReason,
+} from './breaker/CircuitBreaker.js';
 export { type Clock, type RandomSource, systemClock, systemRandom } from './core/clock.js';
 export { type Duration, parseDuration } from './core/duration.js';
 export {
@@ -30,5 +39,47 @@ export {
   McgravityError,
   type McgravityErrorOptions,
 } from './core/errors.js';
+export { type FailureKind, failureKind, retryAfterMs } from './core/failures.js';
 export { hashKey, murmur3Bytes, murmur3String } from './core/hash.js';
 export { PeakEwma, type PeakEwmaEstimateOptions } from './core/PeakEwma.js';
+export {
+  type CheckResult,
+  type CheckTarget,
+  type EndpointHealth,
+  type HealthCheckFunction,
+  type HealthCheckOptions,
+  HealthMonitor,
+  type HealthMonitorEvents,
+  type StatusMatcher,
+  tcpCheck,
+} from './health/HealthMonitor.js';
+export {
+  type CallResult,
+  type EjectionReason,
+  OutlierDetector,
+  type OutlierEvents,
+  type OutlierOptions,
+} from './health/OutlierDetector.js';
+export { type RateLimitHeaderOptions, rateLimitHeaders, setRateLimitHeaders } from './limit/headers.js';
+export { MemoryStore, type MemoryStoreOptions } from './limit/MemoryStore.js';
+export {
+  RateLimiter,
+  type RateLimiterEvents,
+  type RateLimiterOptions,
+  type RateLimiterStats,
+  type RateLimitKey,
+} from './limit/RateLimiter.js';
+export type { RateLimitAlgorithm, RateLimitDecision, RateLimitRule, ResolvedRule } from './limit/rules.js';
+export type { RateLimitStore } from './limit/store.js';
+export { RetryBudget, type RetryBudgetOptions, type RetryBudgetStats } from './retry/RetryBudget.js';
+export {
+  type AttemptContext,
+  isIdempotentMethod,
+  type RetryCallOptions,
+  type RetryCondition,
+  type RetryOptions,
+  RetryPolicy,
+  type RetryPolicyEvents,
+  type RetryPolicyStats,
+  type RetryReason,
+} from './retry/RetryPolicy.js';

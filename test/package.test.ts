@@ -19,31 +19,44 @@ const pkg = JSON.parse(readFileSync(new URL('../package.json', import.meta.url),
 };
 
 const EXPECTED_EXPORTS = [
+  'CircuitBreaker',
   'ConsistentHashBalancer',
+  'HealthMonitor',
   'IpHashBalancer',
   'LeastConnectionsBalancer',
   'LeastRequestBalancer',
   'MaglevBalancer',
   'McgravityError',
+  'MemoryStore',
+  'OutlierDetector',
   'PeakEwma',
   'PeakEwmaBalancer',
   'PowerOfChoicesBalancer',
   'PriorityBalancer',
   'RandomBalancer',
+  'RateLimiter',
+  'RetryBudget',
+  'RetryPolicy',
   'RoundRobinBalancer',
   'WeightedRoundRobinBalancer',
   'ZoneAwareBalancer',
   'balancerNames',
   'createBalancer',
   'errorStatus',
+  'failureKind',
   'hashKey',
+  'isIdempotentMethod',
   'isMcgravityError',
   'murmur3Bytes',
   'murmur3String',
   'normalizeBackend',
   'parseDuration',
+  'rateLimitHeaders',
+  'retryAfterMs',
+  'setRateLimitHeaders',
   'systemClock',
   'systemRandom',
+  'tcpCheck',
 ];
 
 describe('package', () => {
@@ -87,6 +100,25 @@ describe('package', () => {
     );
     expect(cjs.stdout.trim()).toBe(EXPECTED_EXPORTS.join(','));
     expect(esm.stdout.trim()).toBe(EXPECTED_EXPORTS.join(','));
+  });
+
+  it('serves mcgravity/redis from both builds, without loading ioredis', async () => {
+    const probe =
+      "console.log(typeof m.RedisStore, Object.keys(require.cache ?? {}).some((f) => f.includes('ioredis')))";
+    const cjs = await run(process.execPath, ['-e', `const m = require('mcgravity/redis'); ${probe}`], {
+      cwd: root,
+    });
+    expect(cjs.stdout.trim()).toBe('function false');
+    const esm = await run(
+      process.execPath,
+      [
+        '--input-type=module',
+        '-e',
+        "import { RedisStore } from 'mcgravity/redis'; console.log(typeof RedisStore)",
+      ],
+      { cwd: root },
+    );
+    expect(esm.stdout.trim()).toBe('function');
   });
 
   it('works from the built CommonJS file', async () => {
