@@ -12,6 +12,18 @@ const run = promisify(execFile);
 const root = fileURLToPath(new URL('..', import.meta.url));
 
 const expectations: Record<string, (stdout: string) => void> = {
+  'circuit-breaker.ts': (out) => {
+    expect(out).toMatch(/call 3: 503 overloaded/);
+    expect(out).toContain('call 4: refused by the breaker (ECIRCUITOPEN)');
+    expect(out).toContain('the service saw 3 requests for 5 calls');
+    expect(out).toMatch(/open -> half-open[\s\S]*half-open -> closed[\s\S]*probe: 200 fresh data/);
+    expect(out).toContain('state: closed');
+  },
+  'rate-limit.ts': (out) => {
+    for (let i = 1; i <= 5; i++) expect(out).toContain(`request ${i}: 200 remaining=${5 - i} hello`);
+    expect(out).toContain('request 6: 429 remaining=0 retry-after=12s {"error":{"code":"ERATELIMITED"');
+    expect(out).toContain('limiter: {"allowed":5,"limited":2,"queued":0,"storeErrors":0}');
+  },
   'demo.ts': (out) => {
     expect(out).toMatch(
       /weighted-round-robin, 60 requests \(weights 3:2:1\)\s+alpha 30 {2}beta 20 {2}gamma 10/,
