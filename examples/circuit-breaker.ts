@@ -29,7 +29,8 @@ async function call(label: string): Promise<void> {
     const response = await breaker.execute((signal) => fetch(url, { signal }));
     console.log(`${label}: ${response.status} ${await response.text()}`);
   } catch (error) {
-    if (isMcgravityError(error, 'ECIRCUITOPEN')) console.log(`${label}: refused by the breaker (${error.code})`);
+    if (isMcgravityError(error, 'ECIRCUITOPEN'))
+      console.log(`${label}: refused by the breaker (${error.code})`);
     else throw error;
   }
 }

@@ -208,7 +208,19 @@ export class RateLimiter extends EventEmitter<RateLimiterEvents> {
    * Takes `cost` from the key's quota under every rule, or refuses. With `overflow: 'queue'` a
    * refused request waits its turn instead, up to `queueTimeoutMs`.
    */
-  async consume(key: RateLimitKey, cost = 1): Promise<RateLimitDecision> {
+  consume(key: RateLimitKey, cost = 1): Promise<RateLimitDecision> {
+    if (this.#memory !== undefined && !this.#queueing) {
+      // Nothing to wait for: answer synchronously, wrapped.
+      try {
+        return Promise.resolve(this.consumeSync(key, cost));
+      } catch (error) {
+        return Promise.reject(error);
+      }
+    }
+    return this.#consume(key, cost);
+  }
+
+  async #consume(key: RateLimitKey, cost: number): Promise<RateLimitDecision> {
     checkNumber(cost, 'cost', { above: 0 });
     const keys = this.#keysFor(key);
     if (keys === undefined) return this.#bypassed();
