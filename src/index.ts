@@ -24,6 +24,18 @@ export {
   type CircuitState,
   type OpenReason,
 } from './breaker/CircuitBreaker.js';
+export {
+  Cluster,
+  type ClusterEvents,
+  type ClusterOptions,
+  type ClusterRequestOptions,
+  type ClusterResponse,
+  type ClusterStats,
+  createCluster,
+  type ExecuteOptions,
+} from './cluster/Cluster.js';
+export type { LatencySummary } from './cluster/LatencyWindow.js';
+export type { EndpointStats } from './cluster/ManagedEndpoint.js';
 export { type Clock, type RandomSource, systemClock, systemRandom } from './core/clock.js';
 export { type Duration, parseDuration } from './core/duration.js';
 export {
@@ -71,6 +83,7 @@ export {
 } from './limit/RateLimiter.js';
 export type { RateLimitAlgorithm, RateLimitDecision, RateLimitRule, ResolvedRule } from './limit/rules.js';
 export type { RateLimitStore } from './limit/store.js';
+export { Pool, type PoolOptions, type PoolStats } from './pool/Pool.js';
 export { RetryBudget, type RetryBudgetOptions, type RetryBudgetStats } from './retry/RetryBudget.js';
 export {
   type AttemptContext,

@@ -20,6 +20,7 @@ const pkg = JSON.parse(readFileSync(new URL('../package.json', import.meta.url),
 
 const EXPECTED_EXPORTS = [
   'CircuitBreaker',
+  'Cluster',
   'ConsistentHashBalancer',
   'HealthMonitor',
   'IpHashBalancer',
@@ -31,6 +32,7 @@ const EXPECTED_EXPORTS = [
   'OutlierDetector',
   'PeakEwma',
   'PeakEwmaBalancer',
+  'Pool',
   'PowerOfChoicesBalancer',
   'PriorityBalancer',
   'RandomBalancer',
@@ -42,6 +44,7 @@ const EXPECTED_EXPORTS = [
   'ZoneAwareBalancer',
   'balancerNames',
   'createBalancer',
+  'createCluster',
   'errorStatus',
   'failureKind',
   'hashKey',

@@ -7,7 +7,7 @@
  * `stats()` reports undici's counters plus how well connections are reused: requests per
  * connection opened (seed 000 claims a 95 % reuse rate; see docs/benchmarks.md for ours).
  */
-import { Pool as UndiciPool, type Dispatcher } from 'undici';
+import { type Dispatcher, Pool as UndiciPool } from 'undici';
 import { optionalDuration } from '../core/duration.js';
 import { McgravityError } from '../core/errors.js';
 import { checkKnownOptions, optionalNumber } from '../core/validate.js';
@@ -51,7 +51,9 @@ export interface PoolStats {
 const KNOWN = ['connections', 'keepAliveTimeoutMs', 'connectTimeoutMs', 'maxPending', 'pipelining'];
 
 /** Checks {@link PoolOptions} and fills defaults. */
-export function resolvePoolOptions(options: PoolOptions = {}): Required<{ [K in keyof PoolOptions]: number }> {
+export function resolvePoolOptions(
+  options: PoolOptions = {},
+): Required<{ [K in keyof PoolOptions]: number }> {
   checkKnownOptions(options, KNOWN, 'pool');
   return {
     connections: optionalNumber(options.connections, 'pool.connections', 128, { min: 1, integer: true }),

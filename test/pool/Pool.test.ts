@@ -73,8 +73,12 @@ describe('Pool', () => {
   });
 
   it('validates its options', () => {
-    expect(() => new Pool('http://127.0.0.1:1', { connections: 0 })).toThrow(/pool.connections must be an integer >= 1/);
-    expect(() => new Pool('http://127.0.0.1:1', { keepAliveTimeoutMs: 'long' })).toThrow(/pool.keepAliveTimeoutMs/);
+    expect(() => new Pool('http://127.0.0.1:1', { connections: 0 })).toThrow(
+      /pool.connections must be an integer >= 1/,
+    );
+    expect(() => new Pool('http://127.0.0.1:1', { keepAliveTimeoutMs: 'long' })).toThrow(
+      /pool.keepAliveTimeoutMs/,
+    );
     expect(() => new Pool('http://127.0.0.1:1', { max: 3 } as never)).toThrow(/pool: unknown option "max"/);
   });
 });

@@ -1,0 +1,75 @@
+/**
+ * Latency percentiles and request rate over a recent window, not since boot: two t-digests
+ * (Dunning's t-digest, via the `tdigest` package), the current one and the one before it, rotated
+ * every `windowMs`. Percentiles read both, so they cover the last one to two windows; a backend that
+ * was slow an hour ago does not look slow now.
+ *
+ * Recording is O(log centroids); reading merges the two digests (not on the request path).
+ */
+import { TDigest } from 'tdigest';
+import type { Clock } from '../core/clock.js';
+
+/** Percentiles in milliseconds; 0 when nothing was recorded in the window. */
+export interface LatencySummary {
+  readonly p50: number;
+  readonly p95: number;
+  readonly p99: number;
+  /** Requests per second over the window. */
+  readonly rps: number;
+  /** Samples the summary is based on. */
+  readonly count: number;
+}
+
+/** Recent latency and rate of one endpoint or cluster. */
+export class LatencyWindow {
+  readonly #windowMs: number;
+  readonly #clock: Clock;
+  #current = new TDigest();
+  #previous = new TDigest();
+  #currentCount = 0;
+  #previousCount = 0;
+  #windowStart: number;
+
+  constructor(windowMs: number, clock: Clock) {
+    this.#windowMs = windowMs;
+    this.#clock = clock;
+    this.#windowStart = clock.now();
+  }
+
+  /** Records one response time. */
+  record(ms: number): void {
+    this.#rotate();
+    this.#current.push(ms);
+    this.#currentCount++;
+  }
+
+  /** Percentiles and rate over the current and previous windows. */
+  summary(): LatencySummary {
+    this.#rotate();
+    const count = this.#currentCount + this.#previousCount;
+    const elapsedMs = this.#clock.now() - this.#windowStart + (this.#previousCount > 0 ? this.#windowMs : 0);
+    const rps = elapsedMs > 0 ? (count * 1000) / elapsedMs : 0;
+    if (count === 0) return { p50: 0, p95: 0, p99: 0, rps: 0, count: 0 };
+    const merged = new TDigest();
+    for (const centroid of this.#previous.toArray()) merged.push_centroid(centroid);
+    for (const centroid of this.#current.toArray()) merged.push_centroid(centroid);
+    const [p50, p95, p99] = merged.percentile([0.5, 0.95, 0.99]) as number[];
+    return { p50: p50 ?? 0, p95: p95 ?? 0, p99: p99 ?? 0, rps, count };
+  }
+
+  #rotate(): void {
+    const now = this.#clock.now();
+    if (now - this.#windowStart < this.#windowMs) return;
+    const windows = Math.floor((now - this.#windowStart) / this.#windowMs);
+    if (windows === 1) {
+      this.#previous = this.#current;
+      this.#previousCount = this.#currentCount;
+    } else {
+      this.#previous = new TDigest();
+      this.#previousCount = 0;
+    }
+    this.#current = new TDigest();
+    this.#currentCount = 0;
+    this.#windowStart += windows * this.#windowMs;
+  }
+}
