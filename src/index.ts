@@ -84,6 +84,16 @@ export {
 export type { RateLimitAlgorithm, RateLimitDecision, RateLimitRule, ResolvedRule } from './limit/rules.js';
 export type { RateLimitStore } from './limit/store.js';
 export { Pool, type PoolOptions, type PoolStats } from './pool/Pool.js';
+export {
+  createProxy,
+  type Proxy,
+  type ProxyOptions,
+  type ProxyRateLimit,
+  type ProxyRoute,
+  type ProxyTimeouts,
+} from './proxy/createProxy.js';
+export type { RouteMatch, SplitTarget } from './proxy/routes.js';
+export type { TrustProxy } from './proxy/trust.js';
 export { RetryBudget, type RetryBudgetOptions, type RetryBudgetStats } from './retry/RetryBudget.js';
 export {
   type AttemptContext,

@@ -45,6 +45,7 @@ const EXPECTED_EXPORTS = [
   'balancerNames',
   'createBalancer',
   'createCluster',
+  'createProxy',
   'errorStatus',
   'failureKind',
   'hashKey',

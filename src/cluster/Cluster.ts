@@ -27,7 +27,7 @@ import type { CircuitBreakerOptions } from '../breaker/CircuitBreaker.js';
 import { type Clock, type RandomSource, systemClock, systemRandom } from '../core/clock.js';
 import { optionalDuration } from '../core/duration.js';
 import { type BackendConfig, type Endpoint, normalizeBackend } from '../core/endpoint.js';
-import { McgravityError } from '../core/errors.js';
+import { isMcgravityError, McgravityError } from '../core/errors.js';
 import { failureKind, statusOf } from '../core/failures.js';
 import { checkKnownOptions, describeValue, optionalFunction, optionalNumber } from '../core/validate.js';
 import { type HealthCheckOptions, HealthMonitor } from '../health/HealthMonitor.js';
@@ -88,6 +88,8 @@ export interface ClusterRequestOptions {
   /** A string or bytes can be replayed on a retry; a stream cannot, so such a request is not retried after it was sent. */
   body?: string | Uint8Array | Readable | null;
   key?: string;
+  /** Endpoint id to use when it is eligible (session affinity); otherwise the balancer picks. */
+  prefer?: string;
   /** Overrides the method's idempotency (GET, PUT, DELETE… are idempotent). */
   idempotent?: boolean;
   signal?: AbortSignal;
@@ -280,6 +282,11 @@ export class Cluster extends EventEmitter<ClusterEvents> {
     return this.#list;
   }
 
+  /** The endpoints the balancer picks from now (every non-draining one in panic mode). */
+  get eligibleEndpoints(): readonly Endpoint[] {
+    return this.#list.filter((endpoint) => this.#eligible.has(endpoint.id));
+  }
+
   /** True while panic mode balances across every endpoint. */
   get panic(): boolean {
     return this.#panic;
@@ -399,7 +406,7 @@ export class Cluster extends EventEmitter<ClusterEvents> {
     const idempotent = replayable && (options.idempotent ?? isIdempotentMethod(method));
     const tried = new Set<string>();
     const attempt = async (signal: AbortSignal): Promise<ClusterResponse> => {
-      const endpoint = this.#acquire(options.key, tried);
+      const endpoint = this.#acquire(options.key, tried, options.prefer);
       const started = this.#clock.now();
       let response: Dispatcher.ResponseData;
       try {
@@ -637,7 +644,14 @@ export class Cluster extends EventEmitter<ClusterEvents> {
   }
 
   /** Picks an endpoint not tried yet whose breaker admits the call, and counts it in flight. */
-  #acquire(key: string | undefined, tried: Set<string>): ManagedEndpoint {
+  #acquire(key: string | undefined, tried: Set<string>, prefer?: string): ManagedEndpoint {
+    if (prefer !== undefined && tried.size === 0 && this.#eligible.has(prefer)) {
+      const preferred = this.#endpoints.get(prefer);
+      if (preferred !== undefined && (preferred.breaker === undefined || preferred.breaker.tryAcquire())) {
+        tried.add(preferred.id);
+        return this.#admit(preferred);
+      }
+    }
     const ctx: PickContext =
       tried.size === 0
         ? key === undefined
@@ -661,11 +675,15 @@ export class Cluster extends EventEmitter<ClusterEvents> {
         ctx.exclude = tried; // half-open and probing already: try another
         continue;
       }
-      picked.inflight++;
-      picked.requests++;
-      this.#requests++;
-      return picked;
+      return this.#admit(picked);
     }
+  }
+
+  #admit(endpoint: ManagedEndpoint): ManagedEndpoint {
+    endpoint.inflight++;
+    endpoint.requests++;
+    this.#requests++;
+    return endpoint;
   }
 
   /** Records the outcome of one attempt: latency, counters, outlier detection, breaker. */
@@ -698,10 +716,25 @@ export class Cluster extends EventEmitter<ClusterEvents> {
   ): Promise<T> {
     if (this.#closed) return Promise.reject(new McgravityError('ECLOSED', `cluster ${this.name} is closed`));
     if (this.#retry === undefined) return attempt(signal ?? new AbortController().signal);
-    return this.#retry.execute(({ signal: attemptSignal }) => attempt(attemptSignal), {
-      idempotent,
-      ...(signal === undefined ? {} : { signal }),
-    });
+    // A retry that finds no endpoint left to try ends the retries; the caller then sees the failure
+    // that made it retry (a refused connection, 502), not the empty cluster (503).
+    let lastFailure: unknown;
+    const tracked = async (attemptSignal: AbortSignal): Promise<T> => {
+      try {
+        return await attempt(attemptSignal);
+      } catch (error) {
+        if (!isMcgravityError(error, 'ENOUPSTREAM')) lastFailure = error;
+        throw error;
+      }
+    };
+    return this.#retry
+      .execute(({ signal: attemptSignal }) => tracked(attemptSignal), {
+        idempotent,
+        ...(signal === undefined ? {} : { signal }),
+      })
+      .catch((error: unknown) => {
+        throw isMcgravityError(error, 'ENOUPSTREAM') && lastFailure !== undefined ? lastFailure : error;
+      });
   }
 }
 

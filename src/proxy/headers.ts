@@ -1,0 +1,48 @@
+/**
+ * Header hygiene for a proxy. Hop-by-hop headers belong to one connection and must not be
+ * forwarded (RFC 9110 §7.6.1): `Connection` and every header it names, plus `Keep-Alive`,
+ * `Proxy-Connection`, `TE`, `Trailer`, `Transfer-Encoding` and `Upgrade` (the last two are set by
+ * whoever writes the next message). A client that lists `X-Forwarded-For` in `Connection` to have a
+ * proxy drop it gets nothing: forwarding headers are set after stripping.
+ */
+import type { IncomingHttpHeaders, OutgoingHttpHeaders } from 'node:http';
+
+const HOP_BY_HOP = new Set([
+  'connection',
+  'keep-alive',
+  'proxy-connection',
+  'te',
+  'trailer',
+  'transfer-encoding',
+  'upgrade',
+  'proxy-authenticate',
+  'proxy-authorization',
+]);
+
+/** Copies `headers` without hop-by-hop headers, those named in `Connection`, and any in `drop`. */
+export function endToEnd(
+  headers: IncomingHttpHeaders,
+  drop?: ReadonlySet<string>,
+): Record<string, string | string[]> {
+  const connection = headers.connection;
+  const named =
+    connection === undefined
+      ? undefined
+      : new Set(
+          String(connection)
+            .toLowerCase()
+            .split(/\s*,\s*/),
+        );
+  const out: Record<string, string | string[]> = {};
+  for (const name in headers) {
+    if (HOP_BY_HOP.has(name) || named?.has(name) || drop?.has(name)) continue;
+    const value = headers[name];
+    if (value !== undefined) out[name] = value;
+  }
+  return out;
+}
+
+/** Response headers of an upstream answer, minus hop-by-hop ones, ready for `writeHead`. */
+export function responseHeaders(headers: Record<string, string | string[] | undefined>): OutgoingHttpHeaders {
+  return endToEnd(headers as IncomingHttpHeaders);
+}
