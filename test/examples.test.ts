@@ -19,6 +19,11 @@ const expectations: Record<string, (stdout: string) => void> = {
     expect(out).toMatch(/open -> half-open[\s\S]*half-open -> closed[\s\S]*probe: 200 fresh data/);
     expect(out).toContain('state: closed');
   },
+  'express.ts': (out) => {
+    expect(out).toContain('GET /hello -> {"from":"express"}');
+    const served = [...out.matchAll(/"served":"(users-\d)","path":"\/users\?page=2","forwardedFor":"127\.0\.0\.1"/g)].map((m) => m[1]);
+    expect(served).toEqual(['users-1', 'users-2', 'users-1', 'users-2']);
+  },
   'rate-limit.ts': (out) => {
     for (let i = 1; i <= 5; i++) expect(out).toContain(`request ${i}: 200 remaining=${5 - i} hello`);
     expect(out).toContain('request 6: 429 remaining=0 retry-after=12s {"error":{"code":"ERATELIMITED"');
