@@ -21,7 +21,9 @@ const expectations: Record<string, (stdout: string) => void> = {
   },
   'express.ts': (out) => {
     expect(out).toContain('GET /hello -> {"from":"express"}');
-    const served = [...out.matchAll(/"served":"(users-\d)","path":"\/users\?page=2","forwardedFor":"127\.0\.0\.1"/g)].map((m) => m[1]);
+    const served = [
+      ...out.matchAll(/"served":"(users-\d)","path":"\/users\?page=2","forwardedFor":"127\.0\.0\.1"/g),
+    ].map((m) => m[1]);
     expect(served).toEqual(['users-1', 'users-2', 'users-1', 'users-2']);
   },
   'rate-limit.ts': (out) => {

@@ -239,15 +239,15 @@ export class Cluster extends EventEmitter<ClusterEvents> {
         const endpoint = this.#endpoints.get(id);
         if (endpoint === undefined) return;
         endpoint.ejected = true;
-        this.emit('endpoint:ejected', { id, reason, ejectionMs });
         this.#rebuild();
+        this.emit('endpoint:ejected', { id, reason, ejectionMs });
       });
       this.#outliers.on('endpoint:restored', ({ id }) => {
         const endpoint = this.#endpoints.get(id);
         if (endpoint === undefined) return;
         endpoint.ejected = false;
-        this.emit('endpoint:restored', { id });
         this.#rebuild();
+        this.emit('endpoint:restored', { id });
       });
     }
     if (options.health !== undefined && options.health !== false) {
@@ -260,15 +260,15 @@ export class Cluster extends EventEmitter<ClusterEvents> {
         const endpoint = this.#endpoints.get(id);
         if (endpoint === undefined) return;
         endpoint.healthy = false;
-        this.emit('endpoint:down', { id, reason });
         this.#rebuild();
+        this.emit('endpoint:down', { id, reason });
       });
       this.#health.on('endpoint:up', ({ id }) => {
         const endpoint = this.#endpoints.get(id);
         if (endpoint === undefined) return;
         endpoint.healthy = true;
-        this.emit('endpoint:up', { id });
         this.#rebuild();
+        this.emit('endpoint:up', { id });
       });
     }
     options.backends.forEach((backend, i) => {
@@ -323,8 +323,8 @@ export class Cluster extends EventEmitter<ClusterEvents> {
     const timeoutMs = optionalDuration(options.timeoutMs, 'timeoutMs', 30_000);
     if (!endpoint.draining) {
       endpoint.draining = true;
-      this.emit('endpoint:draining', { id });
       this.#rebuild();
+      this.emit('endpoint:draining', { id });
     }
     if (endpoint.inflight === 0) return;
     await new Promise<void>((resolve) => {
@@ -564,8 +564,8 @@ export class Cluster extends EventEmitter<ClusterEvents> {
     if (breaker === undefined) return;
     const id = endpoint.id;
     breaker.on('circuit:open', ({ openMs }) => {
-      this.emit('circuit:open', { id });
       this.#rebuild();
+      this.emit('circuit:open', { id });
       // Open to half-open happens on a read after openMs: read it then, so the endpoint returns.
       const timer = this.#timer(() => {
         this.#timers.delete(timer);
@@ -574,8 +574,8 @@ export class Cluster extends EventEmitter<ClusterEvents> {
     });
     breaker.on('circuit:half-open', () => this.emit('circuit:half-open', { id }));
     breaker.on('circuit:close', () => {
-      this.emit('circuit:close', { id });
       this.#rebuild();
+      this.emit('circuit:close', { id });
     });
   }
 

@@ -11,3 +11,16 @@ export async function until(condition: () => boolean, turns = 1000): Promise<voi
   }
   throw new Error(`condition not met after ${turns} event-loop turns`);
 }
+
+/**
+ * Turns the event loop until `condition()` holds, failing after `timeoutMs` of wall time: for load
+ * tests whose progress depends on real sockets. A bound, not a wait: it returns as soon as the
+ * condition holds.
+ */
+export async function within(condition: () => boolean, timeoutMs: number, what = 'condition'): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!condition()) {
+    if (Date.now() > deadline) throw new Error(`${what} not met within ${timeoutMs} ms`);
+    await flush();
+  }
+}
