@@ -50,9 +50,10 @@ describe('proxy under faults', () => {
       health: { intervalMs: 100, timeoutMs: 200, healthyThreshold: 2, unhealthyThreshold: 2, jitter: 0 },
       outlierDetection: { consecutiveLocalOriginFailures: 3, baseEjectionMs: 300, maxEjectionPercent: 50 },
       circuitBreaker: { openMs: 300 },
-      // A third of 32 requests in flight die with the backend and all need a retry at once: give the
-      // budget room for that (the default 20 % is sized for a slow-burning outage, not this).
-      retry: { budget: { budgetPercent: 50 } },
+      // A third of the 32 requests in flight die with the backend, and more are sent to it before it
+      // is ejected: each needs a retry at once. The default budget (20 % of requests in flight, at
+      // least 3) would fail some of them by design; room for all 32 keeps every client request.
+      retry: { budget: { budgetPercent: 20, minRetryConcurrency: 32 } },
       slowStartMs: 2000,
     });
     cleanup.push(() => cluster.close({ timeoutMs: 500 }));
@@ -75,6 +76,7 @@ describe('proxy under faults', () => {
 
     const served = new Map<string, number>();
     let failures = 0;
+    const failureDetails: string[] = [];
     let total = 0;
     let servedByCAfterReturn = 0;
     let phase: 'before' | 'dead' | 'back' = 'before';
@@ -85,13 +87,16 @@ describe('proxy under faults', () => {
         try {
           const response = await request(url, { dispatcher: agent });
           const name = await response.body.text();
-          if (response.statusCode !== 200) failures++;
-          else {
+          if (response.statusCode !== 200) {
+            failures++;
+            failureDetails.push(`${response.statusCode} ${name}`);
+          } else {
             served.set(name, (served.get(name) ?? 0) + 1);
             if (phase === 'back' && name === 'c') servedByCAfterReturn++;
           }
-        } catch {
+        } catch (error) {
           failures++;
+          failureDetails.push(String(error));
         }
         total++;
       }
@@ -113,6 +118,7 @@ describe('proxy under faults', () => {
     stop = true;
     await load;
 
+    expect(failureDetails).toEqual([]);
     expect(failures).toBe(0);
     expect(total).toBeGreaterThan(1000);
     expect(events).toContain('endpoint:down c');
