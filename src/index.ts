@@ -1,5 +1,6 @@
 // Public API of mcgravity. This file only re-exports; see DESIGN.md for the layers.
 
+export { type AdminOptions, createAdmin } from './admin/createAdmin.js';
 export type { Balancer, BalancerName, PickContext } from './balancer/Balancer.js';
 export { ConsistentHashBalancer, type ConsistentHashOptions } from './balancer/ConsistentHashBalancer.js';
 export { type BalancerOptions, balancerNames, createBalancer } from './balancer/createBalancer.js';
@@ -83,6 +84,7 @@ export {
 } from './limit/RateLimiter.js';
 export type { RateLimitAlgorithm, RateLimitDecision, RateLimitRule, ResolvedRule } from './limit/rules.js';
 export type { RateLimitStore } from './limit/store.js';
+export { type MetricsSources, renderPrometheus } from './observe/prometheus.js';
 export { Pool, type PoolOptions, type PoolStats } from './pool/Pool.js';
 export {
   createProxy,

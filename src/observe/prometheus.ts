@@ -1,0 +1,218 @@
+/**
+ * Prometheus text exposition (format 0.0.4) of clusters, rate limiters and a proxy: counters of
+ * requests, errors, retries and refusals; gauges of in-flight requests, endpoint state, circuit
+ * state, pool use and latency percentiles over the recent window. Rendered on demand from `stats()`,
+ * so collecting costs nothing between scrapes.
+ */
+import type { Cluster } from '../cluster/Cluster.js';
+import type { RateLimiter } from '../limit/RateLimiter.js';
+
+/** What {@link renderPrometheus} reports on. */
+export interface MetricsSources {
+  clusters: Readonly<Record<string, Cluster>>;
+  limiters?: Readonly<Record<string, RateLimiter>>;
+  proxy?: { readonly inflight: number };
+}
+
+type Labels = Readonly<Record<string, string>>;
+
+function escapeLabel(value: string): string {
+  return value.replace(/\\/g, '\\\\').replace(/"/g, '\\"').replace(/\n/g, '\\n');
+}
+
+function formatValue(value: number): string {
+  if (Number.isNaN(value)) return 'NaN';
+  if (value === Number.POSITIVE_INFINITY) return '+Inf';
+  if (value === Number.NEGATIVE_INFINITY) return '-Inf';
+  return String(value);
+}
+
+class Exposition {
+  readonly #lines: string[] = [];
+
+  family(name: string, type: 'counter' | 'gauge', help: string, samples: readonly [Labels, number][]): void {
+    this.#lines.push(`# HELP ${name} ${help}`, `# TYPE ${name} ${type}`);
+    for (const [labels, value] of samples) {
+      const entries = Object.entries(labels);
+      const rendered =
+        entries.length === 0 ? '' : `{${entries.map(([k, v]) => `${k}="${escapeLabel(v)}"`).join(',')}}`;
+      this.#lines.push(`${name}${rendered} ${formatValue(value)}`);
+    }
+  }
+
+  toString(): string {
+    return `${this.#lines.join('\n')}\n`;
+  }
+}
+
+/** Renders every metric as Prometheus text. */
+export function renderPrometheus(sources: MetricsSources): string {
+  const out = new Exposition();
+  const clusters = Object.entries(sources.clusters).map(
+    ([name, cluster]) => [name, cluster.stats()] as const,
+  );
+  const perEndpoint = (pick: (e: ReturnType<Cluster['stats']>['endpoints'][number]) => number) =>
+    clusters.flatMap(([cluster, stats]) =>
+      stats.endpoints.map((e): [Labels, number] => [{ cluster, endpoint: e.id }, pick(e)]),
+    );
+  const perCluster = (pick: (s: ReturnType<Cluster['stats']>) => number) =>
+    clusters.map(([cluster, stats]): [Labels, number] => [{ cluster }, pick(stats)]);
+
+  out.family(
+    'mcgravity_requests_total',
+    'counter',
+    'Requests sent to the endpoint.',
+    perEndpoint((e) => e.requests),
+  );
+  out.family(
+    'mcgravity_errors_total',
+    'counter',
+    'Requests to the endpoint that failed or answered 5xx.',
+    perEndpoint((e) => e.errors),
+  );
+  out.family(
+    'mcgravity_inflight_requests',
+    'gauge',
+    'Requests in flight to the endpoint.',
+    perEndpoint((e) => e.inflight),
+  );
+  out.family(
+    'mcgravity_request_rate',
+    'gauge',
+    'Requests per second to the endpoint over the recent window.',
+    perEndpoint((e) => e.latency.rps),
+  );
+  out.family(
+    'mcgravity_latency_seconds',
+    'gauge',
+    'Time to first byte from the endpoint over the recent window, by quantile.',
+    clusters.flatMap(([cluster, stats]) =>
+      stats.endpoints.flatMap((e): [Labels, number][] => [
+        [{ cluster, endpoint: e.id, quantile: '0.5' }, e.latency.p50 / 1000],
+        [{ cluster, endpoint: e.id, quantile: '0.95' }, e.latency.p95 / 1000],
+        [{ cluster, endpoint: e.id, quantile: '0.99' }, e.latency.p99 / 1000],
+      ]),
+    ),
+  );
+  out.family(
+    'mcgravity_endpoint_eligible',
+    'gauge',
+    '1 when the balancer may pick the endpoint.',
+    perEndpoint((e) => Number(e.eligible)),
+  );
+  out.family(
+    'mcgravity_endpoint_healthy',
+    'gauge',
+    '1 when active health checks pass (or are off).',
+    perEndpoint((e) => Number(e.healthy)),
+  );
+  out.family(
+    'mcgravity_endpoint_ejected',
+    'gauge',
+    '1 while outlier detection has ejected the endpoint.',
+    perEndpoint((e) => Number(e.ejected)),
+  );
+  out.family(
+    'mcgravity_endpoint_draining',
+    'gauge',
+    '1 while the endpoint drains.',
+    perEndpoint((e) => Number(e.draining)),
+  );
+  out.family(
+    'mcgravity_endpoint_weight',
+    'gauge',
+    'Weight the balancer uses now (lower during slow start).',
+    perEndpoint((e) => e.effectiveWeight),
+  );
+  out.family(
+    'mcgravity_circuit_state',
+    'gauge',
+    'Circuit breaker state of the endpoint: 1 for the current state.',
+    clusters.flatMap(([cluster, stats]) =>
+      stats.endpoints.flatMap((e) =>
+        (['closed', 'open', 'half-open'] as const).map((state): [Labels, number] => [
+          { cluster, endpoint: e.id, state },
+          Number(e.circuit === state),
+        ]),
+      ),
+    ),
+  );
+  out.family(
+    'mcgravity_pool_connections',
+    'gauge',
+    'Open connections to the endpoint.',
+    perEndpoint((e) => e.pool.connected),
+  );
+  out.family(
+    'mcgravity_pool_pending_requests',
+    'gauge',
+    'Requests waiting for a connection.',
+    perEndpoint((e) => e.pool.pending),
+  );
+  out.family(
+    'mcgravity_pool_utilisation_ratio',
+    'gauge',
+    'Connections in use out of the maximum.',
+    perEndpoint((e) => e.pool.utilisation),
+  );
+  out.family(
+    'mcgravity_pool_connections_opened_total',
+    'counter',
+    'Connections opened to the endpoint.',
+    perEndpoint((e) => e.pool.connectionsOpened),
+  );
+  out.family(
+    'mcgravity_pool_rejected_total',
+    'counter',
+    'Requests refused because the pending queue was full.',
+    perEndpoint((e) => e.pool.rejected),
+  );
+  out.family(
+    'mcgravity_cluster_eligible_endpoints',
+    'gauge',
+    'Endpoints the balancer may pick.',
+    perCluster((s) => s.eligible),
+  );
+  out.family(
+    'mcgravity_cluster_panic',
+    'gauge',
+    '1 while panic mode balances across every endpoint.',
+    perCluster((s) => Number(s.panic)),
+  );
+  out.family(
+    'mcgravity_retries_total',
+    'counter',
+    'Retries sent.',
+    perCluster((s) => s.retries),
+  );
+  out.family(
+    'mcgravity_retry_budget_exhausted_total',
+    'counter',
+    'Retries not sent because the retry budget was spent.',
+    perCluster((s) => s.retryBudgetExhausted),
+  );
+  const limiters = Object.entries(sources.limiters ?? {}).map(
+    ([name, limiter]) => [name, limiter.stats()] as const,
+  );
+  out.family(
+    'mcgravity_ratelimit_requests_total',
+    'counter',
+    'Rate-limit decisions, by outcome.',
+    limiters.flatMap(([limiter, stats]): [Labels, number][] => [
+      [{ limiter, outcome: 'allowed' }, stats.allowed],
+      [{ limiter, outcome: 'limited' }, stats.limited],
+    ]),
+  );
+  out.family(
+    'mcgravity_ratelimit_store_errors_total',
+    'counter',
+    'Rate-limit store failures.',
+    limiters.map(([limiter, stats]): [Labels, number] => [{ limiter }, stats.storeErrors]),
+  );
+  if (sources.proxy !== undefined) {
+    out.family('mcgravity_proxy_inflight_requests', 'gauge', 'Requests the proxy is serving.', [
+      [{}, sources.proxy.inflight],
+    ]);
+  }
+  return out.toString();
+}

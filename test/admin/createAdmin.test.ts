@@ -1,0 +1,202 @@
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
+// @ts-expect-error: the parser ships no types
+import parsePrometheus from 'parse-prometheus-text-format';
+import { request } from 'undici';
+import { afterEach, describe, expect, it } from 'vitest';
+import { createAdmin } from '../../src/admin/createAdmin.js';
+import { type Cluster, createCluster } from '../../src/cluster/Cluster.js';
+import { RateLimiter } from '../../src/limit/RateLimiter.js';
+import { until } from '../helpers/async.js';
+import { closedPort, startUpstream } from '../helpers/upstreams.js';
+
+const TOKEN = 'test-token-0123456789';
+
+interface Family {
+  name: string;
+  type: string;
+  metrics: { value: string; labels?: Record<string, string> }[];
+}
+
+const cleanup: (() => Promise<unknown>)[] = [];
+afterEach(async () => {
+  for (const fn of cleanup.splice(0).reverse()) await fn();
+});
+
+async function setup() {
+  const upstreams = await Promise.all([startUpstream(), startUpstream()]);
+  for (const u of upstreams) cleanup.push(() => u.close());
+  const web = createCluster({
+    name: 'web',
+    backends: upstreams.map((u, i) => ({ url: u.url, id: `web-${i}` })),
+  });
+  const empty = createCluster({ name: 'empty', backends: [] });
+  cleanup.push(
+    () => web.close({ timeoutMs: 500 }),
+    () => empty.close({ timeoutMs: 500 }),
+  );
+  const limiter = new RateLimiter({ limit: 1, windowMs: '1m' });
+  await limiter.consume('a');
+  await limiter.consume('a');
+  const server = http.createServer(
+    createAdmin({
+      clusters: { web, empty },
+      limiters: { api: limiter },
+      proxy: { inflight: 3 },
+      token: TOKEN,
+    }),
+  );
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  cleanup.push(() => new Promise((resolve) => server.close(resolve)));
+  const base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  return { web, empty, base, upstreams };
+}
+
+async function call(url: string, options: { method?: string; body?: unknown; token?: string } = {}) {
+  const response = await request(url, {
+    method: (options.method ?? 'GET') as 'GET',
+    headers: {
+      ...(options.body === undefined ? {} : { 'content-type': 'application/json' }),
+      ...(options.token === undefined ? {} : { authorization: `Bearer ${options.token}` }),
+    },
+    ...(options.body === undefined ? {} : { body: JSON.stringify(options.body) }),
+  });
+  const text = await response.body.text();
+  return { status: response.statusCode, headers: response.headers, text, json: () => JSON.parse(text) };
+}
+
+describe('createAdmin', () => {
+  it('answers health and readiness', async () => {
+    const { base, empty, upstreams } = await setup();
+    expect((await call(`${base}/health`)).json()).toEqual({ status: 'ok' });
+    const notReady = await call(`${base}/ready`);
+    expect(notReady.status).toBe(503);
+    expect(notReady.json()).toEqual({ ready: false, clustersWithoutEndpoints: ['empty'] });
+    empty.add({ url: upstreams[0]?.url as string, id: 'e1' });
+    expect((await call(`${base}/ready`)).status).toBe(200);
+  });
+
+  it('exposes Prometheus metrics that a real parser reads', async () => {
+    const { base, web } = await setup();
+    for (let i = 0; i < 4; i++) await (await web.request({ path: '/' })).body.dump();
+    const response = await call(`${base}/metrics`);
+    expect(response.headers['content-type']).toContain('text/plain; version=0.0.4');
+    const families = parsePrometheus(response.text) as Family[];
+    const family = (name: string) => families.find((f) => f.name === name) as Family;
+    const requests = family('mcgravity_requests_total');
+    expect(requests.type).toBe('COUNTER');
+    expect(requests.metrics.reduce((sum, m) => sum + Number(m.value), 0)).toBe(4);
+    expect(requests.metrics[0]?.labels).toMatchObject({ cluster: 'web' });
+    expect(family('mcgravity_latency_seconds').metrics.map((m) => m.labels?.quantile)).toContain('0.99');
+    expect(family('mcgravity_endpoint_eligible').metrics.every((m) => m.value === '1')).toBe(true);
+    const circuit = family('mcgravity_circuit_state').metrics.filter((m) => m.labels?.state === 'closed');
+    expect(circuit.every((m) => m.value === '1')).toBe(true);
+    expect(family('mcgravity_pool_connections').type).toBe('GAUGE');
+    expect(family('mcgravity_ratelimit_requests_total').metrics).toEqual(
+      expect.arrayContaining([
+        { value: '1', labels: { limiter: 'api', outcome: 'allowed' } },
+        { value: '1', labels: { limiter: 'api', outcome: 'limited' } },
+      ]),
+    );
+    expect(family('mcgravity_proxy_inflight_requests').metrics[0]?.value).toBe('3');
+    expect(family('mcgravity_retries_total')).toBeDefined();
+  });
+
+  it('reports cluster health and performance as JSON', async () => {
+    const { base, web } = await setup();
+    await (await web.request({ path: '/' })).body.dump();
+    const health = (await call(`${base}/api/v1/health/clusters`)).json();
+    expect(health.clusters.web.eligible).toBe(2);
+    expect(health.clusters.web.endpoints[0]).toMatchObject({
+      id: 'web-0',
+      eligible: true,
+      circuit: 'closed',
+    });
+    const performance = (await call(`${base}/api/v1/metrics/performance`)).json();
+    expect(performance.clusters.web.requests).toBe(1);
+    expect(performance.proxy).toEqual({ inflight: 3 });
+  });
+
+  it('changes backends only with the bearer token', async () => {
+    const { base, web } = await setup();
+    const port = await closedPort();
+    const denied = await call(`${base}/api/v1/clusters/web/backends`, {
+      method: 'POST',
+      body: { url: `http://127.0.0.1:${port}` },
+    });
+    expect(denied.status).toBe(401);
+    expect(denied.headers['www-authenticate']).toBe('Bearer');
+    const wrong = await call(`${base}/api/v1/clusters/web/backends`, {
+      method: 'POST',
+      token: 'x'.repeat(21),
+      body: {},
+    });
+    expect(wrong.status).toBe(401);
+    const added = await call(`${base}/api/v1/clusters/web/backends`, {
+      method: 'POST',
+      token: TOKEN,
+      body: { url: `http://127.0.0.1:${port}`, id: 'new', weight: 3 },
+    });
+    expect(added.status).toBe(201);
+    expect(web.endpoints.map((e) => e.id)).toContain('new');
+    const patched = await call(`${base}/api/v1/clusters/web/backends/new`, {
+      method: 'PATCH',
+      token: TOKEN,
+      body: { weight: 5 },
+    });
+    expect(patched.json()).toMatchObject({ id: 'new', weight: 5, draining: false });
+    const drained = await call(`${base}/api/v1/clusters/web/backends/new/drain`, {
+      method: 'POST',
+      token: TOKEN,
+    });
+    expect(drained.status).toBe(202);
+    expect(web.stats().endpoints.find((e) => e.id === 'new')?.draining).toBe(true);
+    const removed = await call(`${base}/api/v1/clusters/web/backends/new`, {
+      method: 'DELETE',
+      token: TOKEN,
+    });
+    expect(removed.status).toBe(202);
+    await until(() => !web.endpoints.some((e) => e.id === 'new'));
+  });
+
+  it('says what is wrong with a bad change', async () => {
+    const { base } = await setup();
+    const cases: [string, string, unknown, number, string][] = [
+      ['POST', '/api/v1/clusters/web/backends', { url: 'ftp://x' }, 400, 'must use http: or https:'],
+      [
+        'PATCH',
+        '/api/v1/clusters/web/backends/web-0',
+        { weight: -2 },
+        400,
+        'weight must be a finite number >= 0',
+      ],
+      ['PATCH', '/api/v1/clusters/web/backends/web-0', { color: 'red' }, 400, 'unknown field "color"'],
+      ['PATCH', '/api/v1/clusters/web/backends/nope', { weight: 1 }, 404, 'has no backend "nope"'],
+      ['POST', '/api/v1/clusters/nope/backends', { url: 'http://x' }, 404, 'no cluster named "nope"'],
+      ['PUT', '/api/v1/clusters/web/backends/web-0', {}, 405, 'PUT is not allowed'],
+    ];
+    for (const [method, path, body, status, message] of cases) {
+      const response = await call(`${base}${path}`, { method, body, token: TOKEN });
+      expect(response.status, `${method} ${path}`).toBe(status);
+      expect(response.json().error.message).toContain(message);
+    }
+  });
+
+  it('refuses every change when no token is configured', async () => {
+    const cluster: Cluster = createCluster({ backends: [] });
+    cleanup.push(() => cluster.close());
+    const server = http.createServer(createAdmin({ clusters: { c: cluster } }));
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    cleanup.push(() => new Promise((resolve) => server.close(resolve)));
+    const base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+    const response = await call(`${base}/api/v1/clusters/c/backends`, {
+      method: 'POST',
+      token: 'anything-at-all-123',
+      body: {},
+    });
+    expect(response.status).toBe(403);
+    expect(() => createAdmin({ clusters: {}, token: 'short' })).toThrow(
+      /token must be a string of at least 16 characters/,
+    );
+  });
+});
