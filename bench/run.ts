@@ -1,17 +1,19 @@
 /**
- * `npm run bench [suite…]`: runs the benchmark suites and prints their tables. Suites: pick, disruption, resilience.
+ * `npm run bench [suite…]`: runs the benchmark suites and prints their tables. Suites: pick, disruption, resilience, proxy.
  * Run with `--expose-gc` (the npm script does) so heap figures start from a collected heap.
  */
 
 import { runDisruptionBench } from './disruption.js';
 import { machineLine } from './harness.js';
 import { runPickBench } from './pick.js';
+import { runProxyBench } from './proxy.js';
 import { runResilienceBench } from './resilience.js';
 
 const suites: Record<string, () => string | Promise<string>> = {
   pick: runPickBench,
   disruption: runDisruptionBench,
   resilience: runResilienceBench,
+  proxy: runProxyBench,
 };
 
 const wanted = process.argv.slice(2);

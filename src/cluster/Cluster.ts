@@ -29,6 +29,7 @@ import { optionalDuration } from '../core/duration.js';
 import { type BackendConfig, type Endpoint, normalizeBackend } from '../core/endpoint.js';
 import { isMcgravityError, McgravityError } from '../core/errors.js';
 import { failureKind, statusOf } from '../core/failures.js';
+import { neverAborted } from '../core/signals.js';
 import { checkKnownOptions, describeValue, optionalFunction, optionalNumber } from '../core/validate.js';
 import { type HealthCheckOptions, HealthMonitor } from '../health/HealthMonitor.js';
 import { OutlierDetector, type OutlierOptions } from '../health/OutlierDetector.js';
@@ -93,6 +94,11 @@ export interface ClusterRequestOptions {
   /** Overrides the method's idempotency (GET, PUT, DELETE… are idempotent). */
   idempotent?: boolean;
   signal?: AbortSignal;
+  /**
+   * Time to the response headers, per attempt, enforced by undici itself (no timer or signal of
+   * ours): a late answer fails as a `timeout`, which the retry policy may retry elsewhere.
+   */
+  headersTimeoutMs?: number;
 }
 
 /** What {@link Cluster.request} resolves with: undici's response and the endpoint that served it. */
@@ -155,6 +161,9 @@ const KNOWN = [
 ];
 
 const SLOW_START_MIN = 0.1;
+
+/** Stands for "no signal": passing none to undici saves it an abort listener per request. */
+const NO_SIGNAL = neverAborted;
 
 /** A status, a local failure, an unclassified error, or a call the caller abandoned (counts neither way). */
 type Outcome = number | 'connect-failure' | 'reset' | 'timeout' | 'error' | 'abandoned';
@@ -415,7 +424,8 @@ export class Cluster extends EventEmitter<ClusterEvents> {
           path: options.path,
           headers: options.headers ?? {},
           body,
-          signal,
+          ...(signal === NO_SIGNAL ? {} : { signal }),
+          ...(options.headersTimeoutMs === undefined ? {} : { headersTimeout: options.headersTimeoutMs }),
         });
       } catch (error) {
         endpoint.inflight--;
@@ -715,7 +725,7 @@ export class Cluster extends EventEmitter<ClusterEvents> {
     signal: AbortSignal | undefined,
   ): Promise<T> {
     if (this.#closed) return Promise.reject(new McgravityError('ECLOSED', `cluster ${this.name} is closed`));
-    if (this.#retry === undefined) return attempt(signal ?? new AbortController().signal);
+    if (this.#retry === undefined) return attempt(signal ?? NO_SIGNAL);
     // A retry that finds no endpoint left to try ends the retries; the caller then sees the failure
     // that made it retry (a refused connection, 502), not the empty cluster (503).
     let lastFailure: unknown;

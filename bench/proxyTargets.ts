@@ -1,0 +1,133 @@
+/**
+ * The processes of the proxy benchmark, one per role, each printing `PORT <n>` when ready:
+ * `upstream` (two plain keep-alive servers), and one proxy per implementation in front of them.
+ * Run only by bench/proxy.ts.
+ */
+import { spawn } from 'node:child_process';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+
+const [role, ...ports] = process.argv.slice(2);
+const upstreams = ports.map((port) => `http://127.0.0.1:${port}`);
+const BODY = Buffer.from('{"hello":"world","items":[1,2,3,4,5,6,7,8,9,10]}');
+
+function ready(port: number): void {
+  process.stdout.write(`PORT ${port}\n`);
+}
+
+async function listen(server: http.Server): Promise<number> {
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  return (server.address() as AddressInfo).port;
+}
+
+switch (role) {
+  case 'upstream': {
+    const made: number[] = [];
+    for (let i = 0; i < 2; i++) {
+      const server = http.createServer((_req, res) => {
+        res.writeHead(200, { 'content-type': 'application/json', 'content-length': BODY.length });
+        res.end(BODY);
+      });
+      server.keepAliveTimeout = 60_000;
+      made.push(await listen(server));
+    }
+    process.stdout.write(`PORTS ${made.join(' ')}\n`);
+    break;
+  }
+  case 'mcgravity': {
+    // The built package, as users run it (npm run bench builds first), not the TypeScript source.
+    const dist = new URL('../dist/index.js', import.meta.url).href;
+    const { createProxy } = (await import(dist)) as typeof import('../src/index.js');
+    const proxy = createProxy({
+      cluster: { backends: upstreams, balancer: 'round-robin', pool: { connections: 64 } },
+      requestId: false,
+    });
+    const server = await proxy.listen(0);
+    ready((server.address() as AddressInfo).port);
+    break;
+  }
+  case 'http-proxy': {
+    const { default: httpProxy } = await import('http-proxy');
+    const agent = new http.Agent({ keepAlive: true, maxSockets: 64 });
+    const proxy = httpProxy.createProxyServer({ agent, xfwd: true });
+    let next = 0;
+    const server = http.createServer((req, res) => {
+      const target = upstreams[next++ % upstreams.length] as string;
+      proxy.web(req, res, { target }, () => {
+        res.writeHead(502).end();
+      });
+    });
+    ready(await listen(server));
+    break;
+  }
+  case 'reply-from': {
+    const { default: Fastify } = await import('fastify');
+    const { default: replyFrom } = await import('@fastify/reply-from');
+    const app = Fastify();
+    await app.register(replyFrom, { undici: { connections: 64, pipelining: 1 } });
+    let next = 0;
+    app.all('/*', (request, reply) => {
+      const target = upstreams[next++ % upstreams.length] as string;
+      return reply.from(`${target}${request.url}`);
+    });
+    await app.listen({ port: 0, host: '127.0.0.1' });
+    ready((app.server.address() as AddressInfo).port);
+    break;
+  }
+  case 'nginx': {
+    const dir = mkdtempSync(join(tmpdir(), 'mcgravity-nginx-'));
+    const port = Number(ports.pop());
+    const conf = `
+worker_processes 1;
+daemon off;
+pid ${dir}/nginx.pid;
+error_log ${dir}/error.log warn;
+events { worker_connections 1024; }
+http {
+  access_log off;
+  client_body_temp_path ${dir}/body; proxy_temp_path ${dir}/proxy;
+  fastcgi_temp_path ${dir}/fastcgi; uwsgi_temp_path ${dir}/uwsgi; scgi_temp_path ${dir}/scgi;
+  upstream backends {
+    ${ports.map((p) => `server 127.0.0.1:${p};`).join('\n    ')}
+    keepalive 64;
+  }
+  server {
+    listen 127.0.0.1:${port};
+    location / {
+      proxy_pass http://backends;
+      proxy_http_version 1.1;
+      proxy_set_header Connection "";
+      proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;
+    }
+  }
+}`;
+    writeFileSync(join(dir, 'nginx.conf'), conf);
+    const child = spawn('nginx', ['-c', join(dir, 'nginx.conf'), '-p', dir], {
+      stdio: ['ignore', 'inherit', 'inherit'],
+    });
+    process.on('SIGTERM', () => {
+      child.kill('SIGQUIT');
+      process.exit(0);
+    });
+    // nginx prints nothing when ready: poll its port.
+    for (let i = 0; i < 100; i++) {
+      const ok = await new Promise<boolean>((resolve) => {
+        http
+          .get({ port, host: '127.0.0.1', path: '/' }, (res) => {
+            res.resume();
+            resolve(true);
+          })
+          .on('error', () => resolve(false));
+      });
+      if (ok) break;
+      await new Promise((resolve) => setTimeout(resolve, 50));
+    }
+    ready(port);
+    break;
+  }
+  default:
+    throw new Error(`unknown role ${role}`);
+}
