@@ -162,6 +162,8 @@ const KNOWN = [
 
 const SLOW_START_MIN = 0.1;
 
+const NO_KEY: PickContext = Object.freeze({});
+
 /** Stands for "no signal": passing none to undici saves it an abort listener per request. */
 const NO_SIGNAL = neverAborted;
 
@@ -186,6 +188,7 @@ export class Cluster extends EventEmitter<ClusterEvents> {
   readonly #latency: LatencyWindow;
   readonly #timers = new Set<unknown>();
   #list: ManagedEndpoint[] = [];
+  readonly #keyCtx: { key: string } = { key: '' };
   #eligible = new Set<string>();
   #panic = false;
   #slowStartTimer: unknown;
@@ -434,15 +437,14 @@ export class Cluster extends EventEmitter<ClusterEvents> {
       }
       this.#settle(endpoint, response.statusCode, started);
       // In flight until the body is done with, whichever way it ends.
-      let released = false;
-      const release = () => {
-        if (released) return;
-        released = true;
+      // (undici's body emits 'close' after its end, an error or a destroy.) The error listener keeps
+      // an upstream that breaks mid-body, or a body destroyed unread, from crashing the process;
+      // whoever reads the body still sees the error.
+      const responseBody = response.body;
+      responseBody.once('close', () => {
         endpoint.inflight--;
-      };
-      response.body.once('end', release);
-      response.body.once('close', release);
-      response.body.once('error', release);
+      });
+      responseBody.on('error', ignoreError);
       return { statusCode: response.statusCode, headers: response.headers, body: response.body, endpoint };
     };
     return this.#withRetries(attempt, idempotent, options.signal);
@@ -662,14 +664,14 @@ export class Cluster extends EventEmitter<ClusterEvents> {
         return this.#admit(preferred);
       }
     }
-    const ctx: PickContext =
-      tried.size === 0
-        ? key === undefined
-          ? {}
-          : { key }
-        : key === undefined
-          ? { exclude: tried }
-          : { key, exclude: tried };
+    // A first pick reuses one context object (pick() is synchronous and keeps no reference).
+    let ctx: PickContext;
+    if (tried.size > 0) ctx = key === undefined ? { exclude: tried } : { key, exclude: tried };
+    else if (key === undefined) ctx = NO_KEY;
+    else {
+      this.#keyCtx.key = key;
+      ctx = this.#keyCtx;
+    }
     for (;;) {
       const picked = this.#balancer.pick(ctx) as ManagedEndpoint | undefined;
       if (picked === undefined) {
@@ -682,7 +684,7 @@ export class Cluster extends EventEmitter<ClusterEvents> {
       }
       tried.add(picked.id);
       if (picked.breaker !== undefined && !picked.breaker.tryAcquire()) {
-        ctx.exclude = tried; // half-open and probing already: try another
+        ctx = key === undefined ? { exclude: tried } : { key, exclude: tried }; // half-open and probing: try another
         continue;
       }
       return this.#admit(picked);
@@ -747,6 +749,8 @@ export class Cluster extends EventEmitter<ClusterEvents> {
       });
   }
 }
+
+function ignoreError(): void {}
 
 function outcomeOf(error: unknown, signal: AbortSignal): Outcome {
   const kind = failureKind(error);

@@ -547,8 +547,7 @@ class ReverseProxy implements Proxy {
             : [...(Array.isArray(existing) ? existing : [String(existing)]), cookie];
       }
     }
-    for (const name of Object.keys(headers)) res.setHeader(name, headers[name] as string | string[]);
-    res.writeHead(response.statusCode);
+    res.writeHead(response.statusCode, headers);
     // A body of known length is written with its headers in one go; a stream (SSE, chunked) gets its
     // headers at once, so the client sees the response start before the first event.
     if (response.headers['content-length'] === undefined) res.flushHeaders();

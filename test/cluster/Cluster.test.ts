@@ -257,6 +257,21 @@ describe('Cluster', () => {
     expect(pool.stats().endpoints.find((e) => e.id === 'flaky')?.circuit).toBe('closed');
   });
 
+  it('regression: a response body destroyed unread raises no unhandled error and frees its slot', async () => {
+    const a = await named('a', (_req, res) => {
+      res.write('part');
+      setImmediate(() => res.end('rest'));
+    });
+    const pool = cluster({ backends: [{ url: a.url, id: 'a' }] });
+    const response = await pool.request({ path: '/' });
+    const errors: unknown[] = [];
+    process.once('uncaughtException', (error) => errors.push(error));
+    response.body.destroy();
+    await until(() => pool.stats().inflight === 0);
+    await new Promise((resolve) => setImmediate(resolve));
+    expect(errors).toEqual([]);
+  });
+
   it('reports latency percentiles, rates and pool use', async () => {
     const a = await named('a');
     const pool = cluster({ backends: [{ url: a.url, id: 'a' }] });
