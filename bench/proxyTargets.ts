@@ -14,6 +14,9 @@ const [role, ...ports] = process.argv.slice(2);
 const upstreams = ports.map((port) => `http://127.0.0.1:${port}`);
 const BODY = Buffer.from('{"hello":"world","items":[1,2,3,4,5,6,7,8,9,10]}');
 
+// Exit cleanly on SIGTERM, so that --cpu-prof can write its profile when the bench stops a target.
+if (process.argv[2] !== 'nginx') process.on('SIGTERM', () => process.exit(0));
+
 function ready(port: number): void {
   process.stdout.write(`PORT ${port}\n`);
 }

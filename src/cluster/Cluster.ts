@@ -730,23 +730,34 @@ export class Cluster extends EventEmitter<ClusterEvents> {
     if (this.#retry === undefined) return attempt(signal ?? NO_SIGNAL);
     // A retry that finds no endpoint left to try ends the retries; the caller then sees the failure
     // that made it retry (a refused connection, 502), not the empty cluster (503).
+    const retry = this.#retry;
     let lastFailure: unknown;
-    const tracked = async (attemptSignal: AbortSignal): Promise<T> => {
-      try {
-        return await attempt(attemptSignal);
-      } catch (error) {
+    const tracked = (attemptSignal: AbortSignal): Promise<T> =>
+      attempt(attemptSignal).catch((error: unknown) => {
         if (!isMcgravityError(error, 'ENOUPSTREAM')) lastFailure = error;
         throw error;
-      }
-    };
-    return this.#retry
-      .execute(({ signal: attemptSignal }) => tracked(attemptSignal), {
-        idempotent,
-        ...(signal === undefined ? {} : { signal }),
-      })
-      .catch((error: unknown) => {
-        throw isMcgravityError(error, 'ENOUPSTREAM') && lastFailure !== undefined ? lastFailure : error;
       });
+    const surface = (error: unknown): never => {
+      throw isMcgravityError(error, 'ENOUPSTREAM') && lastFailure !== undefined ? lastFailure : error;
+    };
+    const options = { idempotent, ...(signal === undefined ? {} : { signal }) };
+    const again = ({ signal: attemptSignal }: { signal: AbortSignal }) => tracked(attemptSignal);
+    if (retry.perTryTimeoutMs > 0) return retry.execute(again, options).catch(surface);
+    // Fast path: the first attempt runs outside the retry machinery, which only a failure (or a
+    // retryable status) enters. The request still counts in the retry budget's share.
+    const budget = retry.budget;
+    budget?.begin();
+    const end = () => budget?.end();
+    return tracked(signal ?? NO_SIGNAL).then(
+      (value) => {
+        if (!retry.wouldRetry(value, idempotent)) {
+          end();
+          return value;
+        }
+        return retry.resume({ value }, again, options).catch(surface).finally(end);
+      },
+      (error: unknown) => retry.resume<T>({ error }, again, options).catch(surface).finally(end),
+    );
   }
 }
 

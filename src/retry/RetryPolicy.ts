@@ -197,6 +197,11 @@ export class RetryPolicy extends EventEmitter<RetryPolicyEvents> {
     this.#random = optionalFunction(options.random, 'random', systemRandom);
   }
 
+  /** The per-attempt time limit in ms, 0 when off. */
+  get perTryTimeoutMs(): number {
+    return this.#perTryTimeoutMs;
+  }
+
   /** The budget this policy draws retries from, if any. */
   get budget(): RetryBudget | undefined {
     return this.#budget;
@@ -213,50 +218,97 @@ export class RetryPolicy extends EventEmitter<RetryPolicyEvents> {
    */
   async execute<T>(fn: (ctx: AttemptContext) => Promise<T>, options: RetryCallOptions = {}): Promise<T> {
     const signal = options.signal ?? neverAborted;
+    this.#calls++;
+    this.#budget?.begin();
+    try {
+      if (signal.aborted) throw abortReason(signal);
+      let first: Outcome<T>;
+      try {
+        first = { ok: true, value: await this.#attempt(fn, 1, signal) };
+      } catch (error) {
+        first = { ok: false, error };
+      }
+      return await this.#continue(first, fn, options);
+    } finally {
+      this.#budget?.end();
+    }
+  }
+
+  /**
+   * Whether a first attempt that produced `value` (a response) would be retried, before budget and
+   * attempt limits: lets a caller run the first attempt itself and call {@link RetryPolicy.resume}
+   * only when it must, keeping the retry machinery off the path of the requests that succeed.
+   */
+  wouldRetry(value: unknown, idempotent: boolean): boolean {
+    return this.#retryReason({ ok: true, value }, idempotent) !== undefined;
+  }
+
+  /**
+   * Continues after a first attempt the caller ran itself, with its outcome. The caller counts the
+   * request in the budget (`budget.begin()` before the first attempt, `budget.end()` when done), so
+   * that the budget's share is of every request in flight, not only of those being retried.
+   */
+  resume<T>(
+    first: { readonly value: T } | { readonly error: unknown },
+    fn: (ctx: AttemptContext) => Promise<T>,
+    options: RetryCallOptions = {},
+  ): Promise<T> {
+    this.#calls++;
+    return this.#continue(
+      'error' in first ? { ok: false, error: first.error } : { ok: true, value: first.value },
+      fn,
+      options,
+    );
+  }
+
+  async #continue<T>(
+    first: Outcome<T>,
+    fn: (ctx: AttemptContext) => Promise<T>,
+    options: RetryCallOptions,
+  ): Promise<T> {
+    const signal = options.signal ?? neverAborted;
     const idempotent = options.idempotent === true;
     const budget = this.#budget;
-    this.#calls++;
-    budget?.begin();
-    try {
-      for (let attempt = 1; ; attempt++) {
-        if (signal.aborted) throw abortReason(signal);
-        const isRetry = attempt > 1;
-        let outcome: Outcome<T>;
+    let outcome = first;
+    for (let attempt = 1; ; attempt++) {
+      if (attempt > 1) {
+        if (signal.aborted) {
+          budget?.retryDone();
+          throw abortReason(signal);
+        }
         try {
           outcome = { ok: true, value: await this.#attempt(fn, attempt, signal) };
         } catch (error) {
           outcome = { ok: false, error };
         } finally {
-          if (isRetry) budget?.retryDone();
-        }
-        if (signal.aborted && !outcome.ok) throw abortReason(signal);
-        const reason = this.#retryReason(outcome, idempotent);
-        if (reason === undefined || attempt >= this.#attempts || signal.aborted) return settle(outcome);
-        let delayMs = this.#backoff(attempt);
-        if (outcome.ok) {
-          const asked = retryAfterMs(headerOf(outcome.value, 'retry-after'));
-          if (asked !== undefined) {
-            if (asked > this.#maxRetryAfterMs) return outcome.value;
-            delayMs = asked;
-          }
-        }
-        if (budget !== undefined && !budget.tryRetry()) {
-          this.#budgetExhausted++;
-          this.emit('retry:budget-exhausted', { attempt: attempt + 1, reason });
-          return settle(outcome);
-        }
-        this.#retries++;
-        this.emit('retry', { attempt: attempt + 1, reason, delayMs });
-        if (outcome.ok) await this.#onDiscard?.(outcome.value);
-        try {
-          await this.#sleep(delayMs, signal);
-        } catch (error) {
           budget?.retryDone();
-          throw error;
         }
       }
-    } finally {
-      budget?.end();
+      if (signal.aborted && !outcome.ok) throw abortReason(signal);
+      const reason = this.#retryReason(outcome, idempotent);
+      if (reason === undefined || attempt >= this.#attempts || signal.aborted) return settle(outcome);
+      let delayMs = this.#backoff(attempt);
+      if (outcome.ok) {
+        const asked = retryAfterMs(headerOf(outcome.value, 'retry-after'));
+        if (asked !== undefined) {
+          if (asked > this.#maxRetryAfterMs) return outcome.value;
+          delayMs = asked;
+        }
+      }
+      if (budget !== undefined && !budget.tryRetry()) {
+        this.#budgetExhausted++;
+        this.emit('retry:budget-exhausted', { attempt: attempt + 1, reason });
+        return settle(outcome);
+      }
+      this.#retries++;
+      this.emit('retry', { attempt: attempt + 1, reason, delayMs });
+      if (outcome.ok) await this.#onDiscard?.(outcome.value);
+      try {
+        await this.#sleep(delayMs, signal);
+      } catch (error) {
+        budget?.retryDone();
+        throw error;
+      }
     }
   }
 
