@@ -247,20 +247,20 @@ export class Cluster extends EventEmitter<ClusterEvents> {
 
     if (options.outlierDetection !== false) {
       this.#outliers = new OutlierDetector({ ...(options.outlierDetection ?? {}), clock: this.#clock });
-      this.#outliers.on('endpoint:ejected', ({ id, reason, ejectionMs }) => {
-        const endpoint = this.#endpoints.get(id);
-        if (endpoint === undefined) return;
-        endpoint.ejected = true;
-        this.#rebuild();
-        this.emit('endpoint:ejected', { id, reason, ejectionMs });
-      });
-      this.#outliers.on('endpoint:restored', ({ id }) => {
-        const endpoint = this.#endpoints.get(id);
-        if (endpoint === undefined) return;
-        endpoint.ejected = false;
-        this.#rebuild();
-        this.emit('endpoint:restored', { id });
-      });
+      this.#outliers.on('endpoint:ejected', ({ id, reason, ejectionMs }) =>
+        this.#mark(
+          id,
+          (e) => (e.ejected = true),
+          () => this.emit('endpoint:ejected', { id, reason, ejectionMs }),
+        ),
+      );
+      this.#outliers.on('endpoint:restored', ({ id }) =>
+        this.#mark(
+          id,
+          (e) => (e.ejected = false),
+          () => this.emit('endpoint:restored', { id }),
+        ),
+      );
     }
     if (options.health !== undefined && options.health !== false) {
       this.#health = new HealthMonitor({
@@ -268,20 +268,20 @@ export class Cluster extends EventEmitter<ClusterEvents> {
         clock: options.health.clock ?? this.#clock,
         random,
       });
-      this.#health.on('endpoint:down', ({ id, reason }) => {
-        const endpoint = this.#endpoints.get(id);
-        if (endpoint === undefined) return;
-        endpoint.healthy = false;
-        this.#rebuild();
-        this.emit('endpoint:down', { id, reason });
-      });
-      this.#health.on('endpoint:up', ({ id }) => {
-        const endpoint = this.#endpoints.get(id);
-        if (endpoint === undefined) return;
-        endpoint.healthy = true;
-        this.#rebuild();
-        this.emit('endpoint:up', { id });
-      });
+      this.#health.on('endpoint:down', ({ id, reason }) =>
+        this.#mark(
+          id,
+          (e) => (e.healthy = false),
+          () => this.emit('endpoint:down', { id, reason }),
+        ),
+      );
+      this.#health.on('endpoint:up', ({ id }) =>
+        this.#mark(
+          id,
+          (e) => (e.healthy = true),
+          () => this.emit('endpoint:up', { id }),
+        ),
+      );
     }
     options.backends.forEach((backend, i) => {
       this.#add(backend, `backends[${i}]`, false);
@@ -453,7 +453,8 @@ export class Cluster extends EventEmitter<ClusterEvents> {
   /**
    * WHATWG `fetch` across the cluster: the URL's path and query go to a picked endpoint's origin
    * (a relative URL such as `/items?page=2` works). Retried as the retry policy allows; GET, HEAD,
-   * PUT, DELETE… count as idempotent.
+   * PUT, DELETE… count as idempotent. Unlike `request()`, the endpoint counts the request in flight
+   * until the response headers arrive, not until the body is read.
    */
   fetch(input: string | URL | Request, init: RequestInit = {}): Promise<Response> {
     let path: string;
@@ -589,6 +590,15 @@ export class Cluster extends EventEmitter<ClusterEvents> {
       this.#rebuild();
       this.emit('circuit:close', { id });
     });
+  }
+
+  /** Applies a state change to a known endpoint, rebuilds the eligible set, then announces it. */
+  #mark(id: string, apply: (endpoint: ManagedEndpoint) => unknown, announce: () => void): void {
+    const endpoint = this.#endpoints.get(id);
+    if (endpoint === undefined) return;
+    apply(endpoint);
+    this.#rebuild();
+    announce();
   }
 
   #timer(callback: () => void, ms: number): unknown {

@@ -476,7 +476,8 @@ class ReverseProxy implements Proxy {
       }
       await this.#respond(res, response, cluster, affinity.cookieToken);
     } catch (error) {
-      if (res.destroyed) return;
+      // Gone, or already answered (413 for a body cut off while streaming): nothing more to say.
+      if (res.destroyed || res.writableEnded) return;
       const { code, status, message } = classify(error);
       sendError(res, code, message, requestId, { status });
     } finally {
