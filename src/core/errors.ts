@@ -27,7 +27,9 @@ export type ErrorCode =
   /** The component was closed. */
   | 'ECLOSED'
   /** The operation was aborted by its caller. */
-  | 'EABORTED';
+  | 'EABORTED'
+  /** An unexpected failure inside mcgravity or a user callback (a bug to report). */
+  | 'EINTERNAL';
 
 /** The HTTP status each code maps to when it ends a proxied request. */
 export const errorStatus: Readonly<Record<ErrorCode, number>> = {
@@ -42,6 +44,7 @@ export const errorStatus: Readonly<Record<ErrorCode, number>> = {
   EBADREQUEST: 400,
   ECLOSED: 503,
   EABORTED: 499,
+  EINTERNAL: 500,
 };
 
 /** Options of {@link McgravityError}. */

@@ -275,11 +275,16 @@ class ReverseProxy implements Proxy {
   }
 
   handler = (req: IncomingMessage, res: ServerResponse, next?: (error?: unknown) => void): void => {
-    void this.#handle(req, res, next);
+    // Whatever goes wrong (a throwing key function, a bug), the request gets an answer and the
+    // process lives on.
+    this.#handle(req, res, next).catch(() => {
+      if (!res.destroyed && !res.writableEnded)
+        sendError(res, 'EINTERNAL', 'proxy failed to handle the request', undefined);
+    });
   };
 
   upgrade = (req: IncomingMessage, socket: Duplex, head: Buffer): void => {
-    void this.#upgrade(req, socket, head);
+    this.#upgrade(req, socket, head).catch(() => socket.destroy());
   };
 
   async listen(port: number, host = '127.0.0.1'): Promise<Server> {

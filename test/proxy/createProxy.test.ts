@@ -436,6 +436,29 @@ describe('createProxy', () => {
     expect(await bare.body.json()).toMatchObject({ name: 'api', url: '/' });
   });
 
+  it('answers 500 and keeps serving when a user callback throws', async () => {
+    const target = await echo();
+    let throwing = true;
+    const limiter = new RateLimiter({ limit: 100, windowMs: '1m' });
+    const { url } = await proxy({
+      cluster: { backends: [target.url] },
+      rateLimit: {
+        limiter,
+        key: () => {
+          if (throwing) throw new Error('bug in key function');
+          return 'k';
+        },
+      },
+    });
+    const failed = await request(url);
+    expect(failed.statusCode).toBe(500);
+    expect(await failed.body.json()).toMatchObject({ error: { code: 'EINTERNAL' } });
+    throwing = false;
+    const ok = await request(url);
+    expect(ok.statusCode).toBe(200);
+    await ok.body.dump();
+  });
+
   it.each([
     [{}, /needs a cluster or routes/],
     [{ cluster: { backends: [] }, routes: [] }, /either cluster or routes/],
