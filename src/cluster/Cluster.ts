@@ -422,7 +422,8 @@ export class Cluster extends EventEmitter<ClusterEvents> {
       const started = this.#clock.now();
       let response: Dispatcher.ResponseData;
       try {
-        response = await endpoint.pool.request({
+        endpoint.pool.admit();
+        response = await endpoint.pool.dispatcher.request({
           method: method as Dispatcher.HttpMethod,
           path: options.path,
           headers: options.headers ?? {},
@@ -432,6 +433,7 @@ export class Cluster extends EventEmitter<ClusterEvents> {
         });
       } catch (error) {
         endpoint.inflight--;
+        endpoint.pool.finish();
         this.#settle(endpoint, outcomeOf(error, signal), started);
         throw error;
       }
@@ -443,6 +445,7 @@ export class Cluster extends EventEmitter<ClusterEvents> {
       const responseBody = response.body;
       responseBody.once('close', () => {
         endpoint.inflight--;
+        endpoint.pool.finish();
       });
       responseBody.on('error', ignoreError);
       return { statusCode: response.statusCode, headers: response.headers, body: response.body, endpoint };
@@ -492,7 +495,11 @@ export class Cluster extends EventEmitter<ClusterEvents> {
           ...(body !== null && !replayable ? { duplex: 'half' } : {}),
         };
         endpoint.pool.admit();
-        response = (await undiciFetch(endpoint.origin + path, requestInit as never)) as unknown as Response;
+        try {
+          response = (await undiciFetch(endpoint.origin + path, requestInit as never)) as unknown as Response;
+        } finally {
+          endpoint.pool.finish();
+        }
       } catch (error) {
         endpoint.inflight--;
         this.#settle(endpoint, outcomeOf(error, signal), started);
@@ -716,9 +723,10 @@ export class Cluster extends EventEmitter<ClusterEvents> {
     }
     const failed = typeof outcome !== 'number' || outcome >= 500;
     if (typeof outcome === 'number') {
-      const elapsed = this.#clock.now() - started;
-      endpoint.observeLatency(elapsed);
-      this.#latency.record(elapsed);
+      const now = this.#clock.now();
+      const elapsed = now - started;
+      endpoint.observeLatency(elapsed, now);
+      this.#latency.record(elapsed, now);
     }
     if (failed) {
       endpoint.errors++;

@@ -36,16 +36,16 @@ export class LatencyWindow {
     this.#windowStart = clock.now();
   }
 
-  /** Records one response time. */
-  record(ms: number): void {
-    this.#rotate();
+  /** Records one response time, observed at `now`. */
+  record(ms: number, now = this.#clock.now()): void {
+    this.#rotate(now);
     this.#current.push(ms);
     this.#currentCount++;
   }
 
   /** Percentiles and rate over the current and previous windows. */
   summary(): LatencySummary {
-    this.#rotate();
+    this.#rotate(this.#clock.now());
     const count = this.#currentCount + this.#previousCount;
     const elapsedMs = this.#clock.now() - this.#windowStart + (this.#previousCount > 0 ? this.#windowMs : 0);
     const rps = elapsedMs > 0 ? (count * 1000) / elapsedMs : 0;
@@ -57,8 +57,7 @@ export class LatencyWindow {
     return { p50: p50 ?? 0, p95: p95 ?? 0, p99: p99 ?? 0, rps, count };
   }
 
-  #rotate(): void {
-    const now = this.#clock.now();
+  #rotate(now: number): void {
     if (now - this.#windowStart < this.#windowMs) return;
     const windows = Math.floor((now - this.#windowStart) / this.#windowMs);
     if (windows === 1) {

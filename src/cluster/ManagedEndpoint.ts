@@ -116,10 +116,10 @@ export class ManagedEndpoint implements Endpoint {
     return this.breaker === undefined || this.breaker.state !== 'open';
   }
 
-  /** Records the time to first byte of one response. */
-  observeLatency(ms: number): void {
-    this.#ewma.observe(ms);
-    this.latency.record(ms);
+  /** Records the time to first byte of one response, observed at `now`. */
+  observeLatency(ms: number, now: number): void {
+    this.#ewma.observe(ms, now);
+    this.latency.record(ms, now);
   }
 
   stats(eligible: boolean): EndpointStats {

@@ -32,9 +32,8 @@ export class PeakEwma {
     this.#stamp = this.#clock.now();
   }
 
-  /** Records one response time in milliseconds. */
-  observe(rttMs: number): void {
-    const now = this.#clock.now();
+  /** Records one response time in milliseconds (observed at `now`, read from the clock if omitted). */
+  observe(rttMs: number, now = this.#clock.now()): void {
     const elapsed = Math.max(0, now - this.#stamp);
     this.#stamp = now;
     if (rttMs > this.#estimate) {

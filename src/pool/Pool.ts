@@ -71,6 +71,9 @@ export class Pool {
   readonly #pool: UndiciPool;
   readonly #connections: number;
   readonly #maxPending: number;
+  readonly #capacity: number;
+  readonly #finish = () => this.finish();
+  #outstanding = 0;
   #connectionsOpened = 0;
   #requests = 0;
   #rejected = 0;
@@ -80,6 +83,7 @@ export class Pool {
     this.origin = new URL(origin).origin;
     this.#connections = resolved.connections;
     this.#maxPending = resolved.maxPending;
+    this.#capacity = resolved.connections * resolved.pipelining + resolved.maxPending;
     this.#pool = new UndiciPool(this.origin, {
       connections: resolved.connections,
       keepAliveTimeout: resolved.keepAliveTimeoutMs,
@@ -100,16 +104,26 @@ export class Pool {
     return this.#pool;
   }
 
-  /** Throws EOVERLOADED when the pending queue is full; counts the request otherwise. */
+  /**
+   * Counts a request about to be sent, or throws EOVERLOADED when `connections × pipelining` are
+   * busy and `maxPending` more already wait. Pair it with {@link Pool.finish}. (Counted here rather
+   * than read from undici's `stats`, which sums over every connection on each read.)
+   */
   admit(): void {
-    if (this.#pool.stats.pending >= this.#maxPending && this.#pool.stats.free === 0) {
+    if (this.#outstanding >= this.#capacity) {
       this.#rejected++;
       throw new McgravityError(
         'EOVERLOADED',
         `${this.origin}: ${this.#maxPending} requests already wait for a connection`,
       );
     }
+    this.#outstanding++;
     this.#requests++;
+  }
+
+  /** A request counted by {@link Pool.admit} is done (its response ended, or it failed). */
+  finish(): void {
+    if (this.#outstanding > 0) this.#outstanding--;
   }
 
   /** Sends a request (see undici `Dispatcher.request`), refusing it when the queue is full. */
@@ -119,7 +133,16 @@ export class Pool {
     } catch (error) {
       return Promise.reject(error);
     }
-    return this.#pool.request(options);
+    return this.#pool.request(options).then(
+      (response) => {
+        response.body.once('close', this.#finish);
+        return response;
+      },
+      (error: unknown) => {
+        this.finish();
+        throw error;
+      },
+    );
   }
 
   /** Counters now. */
