@@ -4,10 +4,15 @@
  * every `windowMs`. Percentiles read both, so they cover the last one to two windows; a backend that
  * was slow an hour ago does not look slow now.
  *
- * Recording is O(log centroids); reading merges the two digests (not on the request path).
+ * Recording is O(log centroids) for the first 4,096 samples of a window; after that a sample joins
+ * the digest with probability 4,096 / n, weighted by n / 4,096 so the estimate stays unbiased (the
+ * digest insert was the largest single JavaScript cost of a proxied request at 20k req/s). Reading
+ * merges the two digests (not on the request path).
  */
 import { TDigest } from 'tdigest';
-import type { Clock } from '../core/clock.js';
+import { type Clock, type RandomSource, systemRandom } from '../core/clock.js';
+
+const SAMPLE_FLOOR = 4096;
 
 /** Percentiles in milliseconds; 0 when nothing was recorded in the window. */
 export interface LatencySummary {
@@ -24,23 +29,26 @@ export interface LatencySummary {
 export class LatencyWindow {
   readonly #windowMs: number;
   readonly #clock: Clock;
+  readonly #random: RandomSource;
   #current = new TDigest();
   #previous = new TDigest();
   #currentCount = 0;
   #previousCount = 0;
   #windowStart: number;
 
-  constructor(windowMs: number, clock: Clock) {
+  constructor(windowMs: number, clock: Clock, random: RandomSource = systemRandom) {
     this.#windowMs = windowMs;
     this.#clock = clock;
+    this.#random = random;
     this.#windowStart = clock.now();
   }
 
   /** Records one response time, observed at `now`. */
   record(ms: number, now = this.#clock.now()): void {
     this.#rotate(now);
-    this.#current.push(ms);
-    this.#currentCount++;
+    const count = ++this.#currentCount;
+    if (count <= SAMPLE_FLOOR) this.#current.push(ms);
+    else if (this.#random() * count < SAMPLE_FLOOR) this.#current.push(ms, count / SAMPLE_FLOOR);
   }
 
   /** Percentiles and rate over the current and previous windows. */
