@@ -63,6 +63,8 @@ export interface ProxyRoute {
   stripPrefix?: boolean;
   /** This route's rate limit instead of the proxy's; `false` for none. */
   rateLimit?: ProxyRateLimit | false;
+  /** This route's first-byte and idle timeouts instead of the proxy's. */
+  timeouts?: Pick<ProxyTimeouts, 'firstByteMs' | 'idleMs'>;
 }
 
 /** Options of {@link createProxy}. */
@@ -116,6 +118,8 @@ interface CompiledRoute {
   readonly pick: (req: IncomingMessage, draw: number) => Cluster;
   readonly stripPrefix: string | undefined;
   readonly rateLimit: ProxyRateLimit | false | undefined;
+  readonly firstByteMs: number;
+  readonly sweeper: IdleSweeper;
 }
 
 const KNOWN = [
@@ -168,6 +172,7 @@ class ReverseProxy implements Proxy {
   readonly #clock: Clock;
   readonly #random: RandomSource;
   readonly #sweeper: IdleSweeper;
+  readonly #sweepers: IdleSweeper[] = [];
   readonly #servers = new Set<Server>();
   #inflight = 0;
   #closing = false;
@@ -184,6 +189,7 @@ class ReverseProxy implements Proxy {
     const idleMs = optionalDuration(timeouts.idleMs, 'timeouts.idleMs', 60_000);
     this.#clientHeadersMs = optionalDuration(timeouts.clientHeadersMs, 'timeouts.clientHeadersMs', 10_000);
     this.#sweeper = new IdleSweeper(idleMs, this.#clock);
+    this.#sweepers.push(this.#sweeper);
     this.#trust = compileTrust(options.trustProxy);
     this.#maxBodyBytes = optionalNumber(options.maxBodyBytes, 'maxBodyBytes', 10 * 1024 * 1024, {
       min: 0,
@@ -352,7 +358,7 @@ class ReverseProxy implements Proxy {
     for (const server of this.#servers) server.closeAllConnections();
     await Promise.all(closed);
     this.#servers.clear();
-    this.#sweeper.close();
+    for (const sweeper of this.#sweepers) sweeper.close();
     await Promise.all(this.#owned.map((cluster) => cluster.close({ timeoutMs })));
   }
 
@@ -362,7 +368,22 @@ class ReverseProxy implements Proxy {
     clusterFrom: (value: Cluster | ClusterOptions, option: string) => Cluster,
   ): CompiledRoute {
     if (route === null || typeof route !== 'object') throw new TypeError(`${option} must be an object`);
-    checkKnownOptions(route, ['name', 'match', 'cluster', 'split', 'stripPrefix', 'rateLimit'], option);
+    checkKnownOptions(
+      route,
+      ['name', 'match', 'cluster', 'split', 'stripPrefix', 'rateLimit', 'timeouts'],
+      option,
+    );
+    if (route.timeouts !== undefined)
+      checkKnownOptions(route.timeouts, ['firstByteMs', 'idleMs'], `${option}.timeouts`);
+    const idleMs =
+      route.timeouts?.idleMs === undefined
+        ? undefined
+        : optionalDuration(route.timeouts.idleMs, `${option}.timeouts.idleMs`, 0);
+    let sweeper = this.#sweeper;
+    if (idleMs !== undefined) {
+      sweeper = new IdleSweeper(idleMs, this.#clock);
+      this.#sweepers.push(sweeper);
+    }
     if (route.match !== undefined)
       checkKnownOptions(route.match, ['pathPrefix', 'host', 'method', 'headers'], `${option}.match`);
     let pick: (req: IncomingMessage, draw: number) => Cluster;
@@ -387,6 +408,12 @@ class ReverseProxy implements Proxy {
         route.rateLimit === undefined || route.rateLimit === false
           ? route.rateLimit
           : checkRateLimit(route.rateLimit, `${option}.rateLimit`),
+      firstByteMs: optionalDuration(
+        route.timeouts?.firstByteMs,
+        `${option}.timeouts.firstByteMs`,
+        this.#firstByteMs,
+      ),
+      sweeper,
     };
   }
 
@@ -461,7 +488,7 @@ class ReverseProxy implements Proxy {
         (declared !== undefined && declared > 0) || req.headers['transfer-encoding'] !== undefined;
       let body: Buffer | Transform | null = null;
       if (hasBody && declared !== undefined && declared <= this.#maxReplayBytes) {
-        body = await this.#readBody(req, declared);
+        body = await this.#readBody(req, declared, route.sweeper);
       } else if (hasBody) {
         body = this.#limitBody(req, res, requestId);
       }
@@ -473,13 +500,13 @@ class ReverseProxy implements Proxy {
         body,
         ...(affinity.key === undefined ? {} : { key: affinity.key }),
         ...(affinity.prefer === undefined ? {} : { prefer: affinity.prefer }),
-        headersTimeoutMs: this.#firstByteMs,
+        headersTimeoutMs: route.firstByteMs,
       });
       if (res.destroyed) {
         response.body.destroy(); // the client left while the upstream was thinking
         return;
       }
-      await this.#respond(res, response, cluster, affinity.cookieToken);
+      await this.#respond(res, response, cluster, affinity.cookieToken, route.sweeper);
     } catch (error) {
       // Gone, or already answered (413 for a body cut off while streaming): nothing more to say.
       if (res.destroyed || res.writableEnded) return;
@@ -536,6 +563,7 @@ class ReverseProxy implements Proxy {
     response: Awaited<ReturnType<Cluster['request']>>,
     cluster: Cluster,
     cookieToken: { name: string; current: string | undefined } | undefined,
+    sweeper: IdleSweeper,
   ): Promise<void> {
     const headers = responseHeaders(response.headers);
     if (this.#via !== undefined) {
@@ -558,7 +586,7 @@ class ReverseProxy implements Proxy {
     // headers at once, so the client sees the response start before the first event.
     if (response.headers['content-length'] === undefined) res.flushHeaders();
     const body = response.body;
-    const watched: Watched = this.#sweeper.watch(() => {
+    const watched: Watched = sweeper.watch(() => {
       body.destroy(new McgravityError('EUPSTREAMTIMEOUT', 'upstream response went idle'));
       res.destroy();
     });
@@ -573,7 +601,7 @@ class ReverseProxy implements Proxy {
       const done = () => {
         if (settled) return;
         settled = true;
-        this.#sweeper.unwatch(watched);
+        sweeper.unwatch(watched);
         body.off('data', touch);
         resolve();
       };
@@ -592,11 +620,11 @@ class ReverseProxy implements Proxy {
   }
 
   /** Reads a small body whole, so that a retry can resend it. */
-  #readBody(req: IncomingMessage, declared: number): Promise<Buffer> {
+  #readBody(req: IncomingMessage, declared: number, sweeper: IdleSweeper): Promise<Buffer> {
     return new Promise<Buffer>((resolve, reject) => {
       const chunks: Buffer[] = [];
       let size = 0;
-      const watched = this.#sweeper.watch(() => {
+      const watched = sweeper.watch(() => {
         req.destroy();
         reject(new McgravityError('EBADREQUEST', 'request body went idle', { statusCode: 408 }));
       });
@@ -607,11 +635,11 @@ class ReverseProxy implements Proxy {
         chunks.push(chunk);
       });
       req.once('end', () => {
-        this.#sweeper.unwatch(watched);
+        sweeper.unwatch(watched);
         resolve(Buffer.concat(chunks, Math.min(size, declared)));
       });
       req.once('error', (error) => {
-        this.#sweeper.unwatch(watched);
+        sweeper.unwatch(watched);
         reject(error);
       });
     });

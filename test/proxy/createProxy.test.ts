@@ -436,6 +436,58 @@ describe('createProxy', () => {
     expect(await bare.body.json()).toMatchObject({ name: 'api', url: '/' });
   });
 
+  it('applies per-route first-byte timeouts', async () => {
+    const hanging = await hangingUpstream();
+    cleanup.push(() => hanging.close());
+    const { url } = await proxy({
+      routes: [
+        {
+          match: { pathPrefix: '/quick' },
+          cluster: { backends: [hanging.url], retry: false },
+          timeouts: { firstByteMs: 150 },
+        },
+        { cluster: { backends: [hanging.url], retry: false } },
+      ],
+      timeouts: { firstByteMs: 60_000 },
+    });
+    const quick = await request(`${url}/quick`);
+    expect(quick.statusCode).toBe(504);
+    await quick.body.dump();
+  });
+
+  it('cuts the client stream when the upstream resets mid-response, and does not retry', async () => {
+    const breaking = await upstream((req, res) => {
+      res.writeHead(200, { 'content-type': 'text/plain' });
+      res.write('first half, ');
+      setImmediate(() => req.socket.resetAndDestroy());
+    });
+    const { url } = await proxy({ cluster: { backends: [breaking.url], retry: { attempts: 3 } } });
+    const response = await request(url);
+    expect(response.statusCode).toBe(200); // the headers had already gone out
+    await expect(response.body.text()).rejects.toThrow(); // and the body is cut, not ended as if whole
+    expect(breaking.requests).toHaveLength(1);
+  });
+
+  it('closes gracefully: in-flight requests finish, new connections are refused', async () => {
+    let finish: () => void = () => {};
+    const slow = await upstream((_req, res) => {
+      finish = () => res.end('finished');
+    });
+    const p = createProxy({ cluster: { backends: [slow.url] } });
+    const server = await p.listen(0);
+    const port = (server.address() as AddressInfo).port;
+    const inflight = request(`http://127.0.0.1:${port}/`);
+    await until(() => slow.requests.length === 1);
+    const closing = p.close({ timeoutMs: 5000 });
+    await until(() => !server.listening);
+    await expect(request(`http://127.0.0.1:${port}/`)).rejects.toThrow();
+    finish();
+    const response = await inflight;
+    expect(await response.body.text()).toBe('finished');
+    await closing;
+    expect(p.inflight).toBe(0);
+  });
+
   it('answers 500 and keeps serving when a user callback throws', async () => {
     const target = await echo();
     let throwing = true;
@@ -470,6 +522,10 @@ describe('createProxy', () => {
     [{ cluster: { backends: [] }, sessionAffinity: 'sticky' }, /sessionAffinity must be/],
     [{ cluster: { backends: [] }, timeouts: { firstByte: 5 } }, /timeouts: unknown option "firstByte"/],
     [{ cluster: { backends: [] }, rateLimit: { limiter: {} } }, /rateLimit.limiter must be a RateLimiter/],
+    [
+      { routes: [{ cluster: { backends: [] }, timeouts: { connectMs: 1 } }] },
+      /routes\[0\]\.timeouts: unknown option "connectMs"/,
+    ],
   ])('rejects %j', (options, message) => {
     expect(() => createProxy(options as never)).toThrow(message);
   });
