@@ -115,7 +115,12 @@ export async function runProxyBench(): Promise<string> {
   try {
     const direct = `http://127.0.0.1:${ports[0]}/`;
     await load(direct, WARMUP_S);
-    results.push(['direct (one upstream)', await load(direct, DURATION_S), undefined, await fineLatency(direct, LATENCY_S)]);
+    results.push([
+      'direct (one upstream)',
+      await load(direct, DURATION_S),
+      undefined,
+      await fineLatency(direct, LATENCY_S),
+    ]);
     process.stderr.write('.');
     for (const kind of kinds) {
       const extra = kind === 'nginx' ? [String(await freePort())] : [];
@@ -126,7 +131,12 @@ export async function runProxyBench(): Promise<string> {
         const before = treeCpuTicks(target.child.pid as number);
         const result = await load(url, DURATION_S);
         const cpuMs = (treeCpuTicks(target.child.pid as number) - before) * 10;
-        results.push([kind, result, (cpuMs * 1000) / Math.max(1, result.requests.total), await fineLatency(url, LATENCY_S)]);
+        results.push([
+          kind,
+          result,
+          (cpuMs * 1000) / Math.max(1, result.requests.total),
+          await fineLatency(url, LATENCY_S),
+        ]);
       } finally {
         target.child.kill('SIGTERM');
       }
