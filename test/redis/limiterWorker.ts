@@ -15,7 +15,8 @@ const limiter = new RateLimiter({
   windowMs: '10m',
   store: new RedisStore({ client, onClose: () => client.quit() }),
 });
-// Both processes start together: wait for the go signal on stdin.
+// Both processes start together: say ready, then wait for the go signal on stdin.
+process.stdout.write('ready\n');
 await new Promise((resolve) => process.stdin.once('data', resolve));
 const decisions = await Promise.all(Array.from({ length: count }, () => limiter.consume('shared-client')));
 console.log(decisions.filter((d) => d.allowed).length);
