@@ -112,12 +112,19 @@ export interface Proxy {
   readonly inflight: number;
 }
 
+/** A rate limit checked at construction, its bypass list as a set. */
+interface CompiledRateLimit {
+  readonly limiter: RateLimiter;
+  readonly key: NonNullable<ProxyRateLimit['key']>;
+  readonly bypass: ReadonlySet<string>;
+}
+
 interface CompiledRoute {
   readonly name: string;
   readonly matches: Matcher;
   readonly pick: (req: IncomingMessage, draw: number) => Cluster;
   readonly stripPrefix: string | undefined;
-  readonly rateLimit: ProxyRateLimit | false | undefined;
+  readonly rateLimit: CompiledRateLimit | false | undefined;
   readonly firstByteMs: number;
   readonly sweeper: IdleSweeper;
 }
@@ -155,7 +162,7 @@ export function createProxy(options: ProxyOptions): Proxy {
 class ReverseProxy implements Proxy {
   readonly #routes: CompiledRoute[] = [];
   readonly #owned: Cluster[] = [];
-  readonly #rateLimit: ProxyRateLimit | undefined;
+  readonly #rateLimit: CompiledRateLimit | undefined;
   readonly #trust: TrustFunction;
   readonly #maxBodyBytes: number;
   readonly #maxReplayBytes: number;
@@ -458,7 +465,7 @@ class ReverseProxy implements Proxy {
           : route.rateLimit;
     if (limit !== undefined) {
       const key = rateLimitKey(limit, req, client);
-      if (limit.bypass === undefined || !limit.bypass.includes(key)) {
+      if (!limit.bypass.has(key)) {
         const decision = await limit.limiter.consume(key);
         setRateLimitHeaders(res, decision);
         if (!decision.allowed) {
@@ -490,7 +497,7 @@ class ReverseProxy implements Proxy {
       if (hasBody && declared !== undefined && declared <= this.#maxReplayBytes) {
         body = await this.#readBody(req, declared, route.sweeper);
       } else if (hasBody) {
-        body = this.#limitBody(req, res, requestId);
+        body = this.#limitBody(req, res, requestId, route.sweeper);
       }
       const affinity = this.#affinityFor(cluster, req, client);
       const response = await cluster.request({
@@ -646,11 +653,19 @@ class ReverseProxy implements Proxy {
   }
 
   /** Streams a large or chunked body, cutting it off past maxBodyBytes. */
-  #limitBody(req: IncomingMessage, res: ServerResponse, requestId: string | undefined): Transform {
+  /** Streams a large or chunked body, cutting it off past maxBodyBytes or when it goes idle. */
+  #limitBody(
+    req: IncomingMessage,
+    res: ServerResponse,
+    requestId: string | undefined,
+    sweeper: IdleSweeper,
+  ): Transform {
     let size = 0;
     const max = this.#maxBodyBytes;
+    const clock = this.#clock;
     const limiter = new Transform({
       transform(chunk: Buffer, _encoding, callback) {
+        watched.lastActivity = clock.now();
         size += chunk.length;
         if (size > max) {
           const error = new McgravityError('EBODYTOOLARGE', `request body over ${max} bytes`);
@@ -662,6 +677,15 @@ class ReverseProxy implements Proxy {
         callback(null, chunk);
       },
     });
+    // A client that stops sending its body mid-way holds an upstream request open: cut it.
+    const watched: Watched = sweeper.watch(() => {
+      res.setHeader('connection', 'close');
+      sendError(res, 'EBADREQUEST', 'request body went idle', requestId, { status: 408 });
+      limiter.destroy(new McgravityError('EBADREQUEST', 'request body went idle', { statusCode: 408 }));
+      req.unpipe(limiter);
+      req.resume(); // the connection closes once the 408 is out
+    });
+    limiter.once('close', () => sweeper.unwatch(watched));
     req.pipe(limiter);
     req.once('error', (error) => limiter.destroy(error));
     return limiter;
@@ -796,7 +820,7 @@ class ReverseProxy implements Proxy {
   }
 }
 
-function checkRateLimit(value: ProxyRateLimit, option: string): ProxyRateLimit {
+function checkRateLimit(value: ProxyRateLimit, option: string): CompiledRateLimit {
   if (value === null || typeof value !== 'object' || typeof value.limiter?.consume !== 'function') {
     throw new TypeError(`${option}.limiter must be a RateLimiter`);
   }
@@ -813,11 +837,13 @@ function checkRateLimit(value: ProxyRateLimit, option: string): ProxyRateLimit {
       `${option}.key must be 'ip', 'header:<name>' or a function, got ${describeValue(value.key)}`,
     );
   }
-  return value;
+  if (value.bypass !== undefined && !Array.isArray(value.bypass))
+    throw new TypeError(`${option}.bypass must be an array of keys`);
+  return { limiter: value.limiter, key, bypass: new Set(value.bypass ?? []) };
 }
 
-function rateLimitKey(limit: ProxyRateLimit, req: IncomingMessage, client: string): string {
-  const key = limit.key ?? 'ip';
+function rateLimitKey(limit: CompiledRateLimit, req: IncomingMessage, client: string): string {
+  const key = limit.key;
   if (key === 'ip') return client;
   if (typeof key === 'function') return key(req);
   const raw = req.headers[key.slice(7).toLowerCase()];

@@ -276,6 +276,17 @@ describe('createProxy', () => {
     await still.body.dump();
   });
 
+  it('answers 408 to a client whose streamed body goes idle', async () => {
+    const target = await echo();
+    const { port } = await proxy({ cluster: { backends: [target.url] }, timeouts: { idleMs: 300 } });
+    const stalled = await rawRequest(
+      port,
+      'POST /upload HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n', // …and nothing more
+    );
+    expect(statusOfRaw(stalled)).toBe(408);
+    expect(stalled).toContain('request body went idle');
+  });
+
   it('works with HTTP/1.0 clients and Expect: 100-continue', async () => {
     const target = await echo();
     const { port } = await proxy({ cluster: { backends: [target.url] } });
