@@ -46,11 +46,12 @@ export class WeightedRoundRobinBalancer<E extends Endpoint = Endpoint> implement
     this.#endpoints = list;
     this.#cursor = 0;
     const n = list.length;
-    if (uniformWeights(list)) {
+    const weights = list.map((endpoint) => endpoint.weight);
+    if (uniformWeights(weights)) {
       this.#mode = 'rotation';
       return;
     }
-    const divisor = integerWeightDivisor(list.map((endpoint) => endpoint.weight));
+    const divisor = integerWeightDivisor(weights);
     if (divisor !== 0) {
       let cycle = 0;
       for (const endpoint of list) cycle += endpoint.weight / divisor;

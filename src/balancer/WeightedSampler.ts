@@ -13,7 +13,7 @@
  */
 
 import type { Endpoint } from '../core/endpoint.js';
-import { integerWeightDivisor, negativeBit } from './membership.js';
+import { integerWeightDivisor, negativeBit, uniformWeights } from './membership.js';
 
 /** An O(1) sampler of indexes proportional to fixed weights. */
 export class WeightedSampler {
@@ -32,7 +32,7 @@ export class WeightedSampler {
   /** @param weights finite numbers >= 0 with a positive sum (or none at all) */
   constructor(weights: ArrayLike<number>) {
     this.#size = weights.length;
-    this.uniform = uniformValues(weights);
+    this.uniform = uniformWeights(weights);
     this.#slots = this.uniform ? undefined : slotTable(weights);
     const n = this.uniform || this.#slots !== undefined ? 0 : weights.length;
     this.#probability = new Float64Array(n);
@@ -95,9 +95,4 @@ function slotTable(weights: ArrayLike<number>): Uint32Array | undefined {
     for (let k = (weights[i] as number) / divisor; k > 0; k--) slots[at++] = i;
   }
   return slots;
-}
-
-function uniformValues(values: ArrayLike<number>): boolean {
-  for (let i = 1; i < values.length; i++) if (values[i] !== values[0]) return false;
-  return true;
 }

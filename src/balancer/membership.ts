@@ -46,10 +46,9 @@ export function integerWeightDivisor(weights: ArrayLike<number>): number {
   return divisor;
 }
 
-/** True when every endpoint has the same weight. */
-export function uniformWeights(endpoints: readonly Endpoint[]): boolean {
-  const first = endpoints[0]?.weight;
-  for (const endpoint of endpoints) if (endpoint.weight !== first) return false;
+/** True when every weight is the same (or there are none). */
+export function uniformWeights(weights: ArrayLike<number>): boolean {
+  for (let i = 1; i < weights.length; i++) if (weights[i] !== weights[0]) return false;
   return true;
 }
 
