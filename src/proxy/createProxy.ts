@@ -25,7 +25,14 @@ import type { RateLimiter } from '../limit/RateLimiter.js';
 import { endToEnd, responseHeaders } from './headers.js';
 import { IdleSweeper, type Watched } from './IdleSweeper.js';
 import { classify, sendError } from './respond.js';
-import { compileMatch, compileSplit, type Matcher, type RouteMatch, type SplitTarget } from './routes.js';
+import {
+  compileMatch,
+  compileSplit,
+  isCluster,
+  type Matcher,
+  type RouteMatch,
+  type SplitTarget,
+} from './routes.js';
 import { compileTrust, forwardedFor, type TrustFunction, type TrustProxy } from './trust.js';
 
 /** Rate limiting in the proxy. */
@@ -149,10 +156,6 @@ const KNOWN = [
 ];
 
 const REQUEST_ID = /^[A-Za-z0-9._:-]{1,200}$/;
-
-function isCluster(value: unknown): value is Cluster {
-  return value !== null && typeof value === 'object' && typeof (value as Cluster).request === 'function';
-}
 
 /** Creates a reverse proxy. */
 export function createProxy(options: ProxyOptions): Proxy {

@@ -29,6 +29,11 @@ export interface SplitTarget {
   headers?: Record<string, string | RegExp>;
 }
 
+/** True for a Cluster instance (as opposed to options to create one). */
+export function isCluster(value: unknown): value is Cluster {
+  return value !== null && typeof value === 'object' && typeof (value as Cluster).request === 'function';
+}
+
 /** A compiled route condition. */
 export type Matcher = (req: IncomingMessage, path: string) => boolean;
 
@@ -101,7 +106,7 @@ export function compileSplit(
   const weighted: [number, Cluster][] = [];
   let total = 0;
   split.forEach((target, i) => {
-    if (target?.cluster === undefined || typeof target.cluster.request !== 'function') {
+    if (!isCluster(target?.cluster)) {
       throw new TypeError(`${option}[${i}].cluster must be a Cluster`);
     }
     if (target.headers !== undefined)
