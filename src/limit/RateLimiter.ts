@@ -85,7 +85,6 @@ export interface RateLimiterStats {
 
 interface Waiter {
   readonly keys: readonly string[];
-  readonly rules: readonly ResolvedRule[];
   readonly cost: number;
   readonly resolve: (decision: RateLimitDecision) => void;
   timer: unknown;
@@ -260,8 +259,9 @@ export class RateLimiter extends EventEmitter<RateLimiterEvents> {
     this.#closed = true;
     for (const [queueKey, queue] of this.#queues) {
       this.#clock.clearTimeout(queue.timer);
-      for (const waiter of queue.waiters)
-        this.#settle(waiter, this.#refusal(waiter, Number.POSITIVE_INFINITY));
+      for (const waiter of queue.waiters) {
+        this.#settle(waiter, this.#decision(false, Number.POSITIVE_INFINITY, Number.POSITIVE_INFINITY));
+      }
       this.#queues.delete(queueKey);
     }
     await this.#store.close?.();
@@ -301,15 +301,7 @@ export class RateLimiter extends EventEmitter<RateLimiterEvents> {
       this.#storeErrors++;
       const outcome = this.#failOpen ? 'allow' : 'deny';
       this.emit('store:error', { error, outcome });
-      const rule = this.rules[0] as ResolvedRule;
-      return {
-        allowed: this.#failOpen,
-        limit: rule.limit,
-        remaining: this.#failOpen ? rule.limit : 0,
-        resetMs: 0,
-        retryAfterMs: this.#failOpen ? 0 : 1000,
-        rule: rule.name,
-      };
+      return this.#decision(this.#failOpen, 0, this.#failOpen ? 0 : 1000);
     } finally {
       this.#clock.clearTimeout(timer);
     }
@@ -325,26 +317,18 @@ export class RateLimiter extends EventEmitter<RateLimiterEvents> {
   }
 
   #bypassed(): RateLimitDecision {
-    const rule = this.rules[0] as ResolvedRule;
     this.#allowed++;
-    return {
-      allowed: true,
-      limit: rule.limit,
-      remaining: rule.limit,
-      resetMs: 0,
-      retryAfterMs: 0,
-      rule: rule.name,
-      bypassed: true,
-    };
+    return { ...this.#decision(true, 0, 0), bypassed: true };
   }
 
-  #refusal(waiter: Waiter, retryAfterMs: number): RateLimitDecision {
-    const rule = waiter.rules[0] as ResolvedRule;
+  /** A decision the store did not make (bypass, store failure, queue refusal), under the first rule. */
+  #decision(allowed: boolean, resetMs: number, retryAfterMs: number): RateLimitDecision {
+    const rule = this.rules[0] as ResolvedRule;
     return {
-      allowed: false,
+      allowed,
       limit: rule.limit,
-      remaining: 0,
-      resetMs: retryAfterMs,
+      remaining: allowed ? rule.limit : 0,
+      resetMs,
       retryAfterMs,
       rule: rule.name,
     };
@@ -363,15 +347,7 @@ export class RateLimiter extends EventEmitter<RateLimiterEvents> {
       this.#queues.set(queueKey, queue);
     }
     if (queue.waiters.length >= this.#maxQueue || this.#closed) {
-      const rule = this.rules[0] as ResolvedRule;
-      const full: RateLimitDecision = {
-        allowed: false,
-        limit: rule.limit,
-        remaining: 0,
-        resetMs: firstWaitMs ?? 0,
-        retryAfterMs: firstWaitMs ?? this.#queueTimeoutMs,
-        rule: rule.name,
-      };
+      const full = this.#decision(false, firstWaitMs ?? 0, firstWaitMs ?? this.#queueTimeoutMs);
       if (queue.waiters.length === 0) this.#queues.delete(queueKey);
       return Promise.resolve(this.#count(full, key));
     }
@@ -380,7 +356,6 @@ export class RateLimiter extends EventEmitter<RateLimiterEvents> {
     return new Promise<RateLimitDecision>((resolve) => {
       const waiter: Waiter = {
         keys,
-        rules: this.rules,
         cost,
         resolve: (decision) => resolve(this.#count(decision, key)),
         timer: undefined,
@@ -389,7 +364,7 @@ export class RateLimiter extends EventEmitter<RateLimiterEvents> {
       waiter.timer = this.#clock.setTimeout(() => {
         const at = owner.waiters.indexOf(waiter);
         if (at !== -1) owner.waiters.splice(at, 1);
-        this.#settle(waiter, this.#refusal(waiter, this.#queueTimeoutMs));
+        this.#settle(waiter, this.#decision(false, this.#queueTimeoutMs, this.#queueTimeoutMs));
         this.#tidy(queueKey, owner);
       }, this.#queueTimeoutMs);
       owner.waiters.push(waiter);
