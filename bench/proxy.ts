@@ -2,10 +2,10 @@
  * Proxy throughput and latency with autocannon, all in one run against the same two upstreams:
  * direct to one upstream (the ceiling), mcgravity, http-proxy (with a keep-alive agent),
  * @fastify/reply-from, and nginx when it is installed (keepalive upstream). Each proxy runs in its
- * own process; the upstreams in another; autocannon in this one. 32 connections, a 2 s warm-up,
- * then 8 s measured. Besides throughput and latency it reports the CPU time each proxy process (with
+ * own process; the upstreams in another; autocannon in this one. 32 connections; three rounds that
+ * interleave the targets (a 1 s warm-up, then 5 s measured, each time), medians reported. Besides throughput and latency it reports the CPU time each proxy process (with
  * its children, for nginx) spent per request, which the sharing of two cores disturbs far less, and
- * latency percentiles in microseconds from a second, 4 s closed-loop run of our own.
+ * latency percentiles in microseconds from a second, 2 s closed-loop run of our own.
  */
 import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
 import { readdirSync, readFileSync } from 'node:fs';
@@ -17,9 +17,10 @@ import { printTable } from './harness.js';
 
 const TARGETS = fileURLToPath(new URL('./proxyTargets.ts', import.meta.url));
 const CONNECTIONS = 32;
-const WARMUP_S = 2;
-const DURATION_S = 8;
-const LATENCY_S = 4;
+const WARMUP_S = 1;
+const DURATION_S = 5;
+const LATENCY_S = 2;
+const ROUNDS = 3;
 
 /**
  * Latency percentiles in microseconds (autocannon reports whole milliseconds, too coarse to tell
@@ -104,6 +105,38 @@ async function load(url: string, duration: number): Promise<autocannon.Result> {
   return autocannon({ url, connections: CONNECTIONS, duration, pipelining: 1 });
 }
 
+interface Sample {
+  readonly rps: number;
+  readonly errors: number;
+  readonly cpuUs: number | undefined;
+  readonly p50: number;
+  readonly p99: number;
+}
+
+/** One measurement of a target: warm-up, autocannon with the CPU the target spent, then fine latency. */
+async function measure(url: string, pid: number | undefined): Promise<Sample> {
+  await load(url, WARMUP_S);
+  const before = pid === undefined ? 0 : treeCpuTicks(pid);
+  const result = await load(url, DURATION_S);
+  const cpuMs = pid === undefined ? 0 : (treeCpuTicks(pid) - before) * 10;
+  const fine = await fineLatency(url, LATENCY_S);
+  return {
+    rps: result.requests.average,
+    errors: result.errors + result.non2xx,
+    cpuUs: pid === undefined ? undefined : (cpuMs * 1000) / Math.max(1, result.requests.total),
+    p50: fine.p50,
+    p99: fine.p99,
+  };
+}
+
+function median(values: readonly number[]): number {
+  const sorted = [...values].sort((a, b) => a - b);
+  const mid = sorted.length >> 1;
+  return sorted.length % 2 === 1
+    ? (sorted[mid] as number)
+    : ((sorted[mid - 1] as number) + (sorted[mid] as number)) / 2;
+}
+
 /** Runs the proxy benchmark and returns its table. */
 export async function runProxyBench(): Promise<string> {
   const upstream = await start(['upstream']);
@@ -111,54 +144,55 @@ export async function runProxyBench(): Promise<string> {
   const kinds = ['mcgravity', 'http-proxy', 'reply-from'];
   const nginx = spawnSync('nginx', ['-v']).status === 0;
   if (nginx) kinds.push('nginx');
-  const results: [string, autocannon.Result, number | undefined, { p50: number; p99: number }][] = [];
+  const targets: { name: string; url: string; child?: ChildProcess; samples: Sample[] }[] = [
+    { name: 'direct (one upstream)', url: `http://127.0.0.1:${ports[0]}/`, samples: [] },
+  ];
   try {
-    const direct = `http://127.0.0.1:${ports[0]}/`;
-    await load(direct, WARMUP_S);
-    results.push([
-      'direct (one upstream)',
-      await load(direct, DURATION_S),
-      undefined,
-      await fineLatency(direct, LATENCY_S),
-    ]);
-    process.stderr.write('.');
+    // Every target runs for the whole benchmark (idle until its turn); rounds interleave them, each
+    // round in another order, so that a slow spell of the shared machine falls on all of them.
     for (const kind of kinds) {
       const extra = kind === 'nginx' ? [String(await freePort())] : [];
       const target = await start([kind, ...ports.map(String), ...extra]);
-      try {
-        const url = `http://127.0.0.1:${target.line.split(' ')[1]}/`;
-        await load(url, WARMUP_S);
-        const before = treeCpuTicks(target.child.pid as number);
-        const result = await load(url, DURATION_S);
-        const cpuMs = (treeCpuTicks(target.child.pid as number) - before) * 10;
-        results.push([
-          kind,
-          result,
-          (cpuMs * 1000) / Math.max(1, result.requests.total),
-          await fineLatency(url, LATENCY_S),
-        ]);
-      } finally {
-        target.child.kill('SIGTERM');
+      targets.push({
+        name: kind,
+        url: `http://127.0.0.1:${target.line.split(' ')[1]}/`,
+        child: target.child,
+        samples: [],
+      });
+    }
+    for (let round = 0; round < ROUNDS; round++) {
+      for (let i = 0; i < targets.length; i++) {
+        const target = targets[(i + round) % targets.length] as (typeof targets)[number];
+        target.samples.push(await measure(target.url, target.child?.pid));
+        process.stderr.write('.');
       }
-      process.stderr.write('.');
     }
   } finally {
+    for (const target of targets) target.child?.kill('SIGTERM');
     upstream.child.kill('SIGTERM');
   }
   process.stderr.write('\n');
-  const baseline = results[0]?.[1].requests.average ?? 1;
-  const rows = results.map(([name, r, cpuUs, fine]) => [
-    name === 'mcgravity' ? name : `_${name}_`,
-    Math.round(r.requests.average).toLocaleString('en'),
-    `${(r.requests.average / baseline).toFixed(2)}×`,
-    fine.p50.toFixed(0),
-    fine.p99.toFixed(0),
-    cpuUs === undefined ? '–' : cpuUs.toFixed(0),
-    String(r.errors + r.non2xx),
-  ]);
+  const rps = (name: string) =>
+    median((targets.find((t) => t.name === name)?.samples ?? []).map((s) => s.rps));
+  const direct = rps('direct (one upstream)');
+  const httpProxy = rps('http-proxy');
+  const rows = targets.map(({ name, samples }) => {
+    const cpu = samples.map((s) => s.cpuUs).filter((v): v is number => v !== undefined);
+    const own = rps(name);
+    return [
+      name === 'mcgravity' ? name : `_${name}_`,
+      Math.round(own).toLocaleString('en'),
+      `${(own / direct).toFixed(2)}×`,
+      `${(own / httpProxy).toFixed(2)}×`,
+      median(samples.map((s) => s.p50)).toFixed(0),
+      median(samples.map((s) => s.p99)).toFixed(0),
+      cpu.length === 0 ? '–' : median(cpu).toFixed(0),
+      String(samples.reduce((sum, s) => sum + s.errors, 0)),
+    ];
+  });
   return printTable(
-    `Proxy: autocannon, ${CONNECTIONS} connections, ${DURATION_S} s after a ${WARMUP_S} s warm-up, 2 upstreams (nginx ${nginx ? 'included' : 'not installed'})`,
-    ['target', 'req/s', 'vs direct', 'p50 µs', 'p99 µs', 'proxy CPU µs/req', 'errors'],
+    `Proxy: autocannon, ${CONNECTIONS} connections, medians of ${ROUNDS} interleaved rounds of ${DURATION_S} s after a ${WARMUP_S} s warm-up, 2 upstreams (nginx ${nginx ? 'included' : 'not installed'})`,
+    ['target', 'req/s', 'vs direct', 'vs http-proxy', 'p50 µs', 'p99 µs', 'proxy CPU µs/req', 'errors'],
     rows,
   );
 }
