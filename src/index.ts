@@ -28,12 +28,14 @@ export {
 export {
   Cluster,
   type ClusterEvents,
+  type ClusterFetchInit,
   type ClusterOptions,
   type ClusterRequestOptions,
   type ClusterResponse,
   type ClusterStats,
   createCluster,
   type ExecuteOptions,
+  servedBy,
 } from './cluster/Cluster.js';
 export type { LatencySummary } from './cluster/LatencyWindow.js';
 export type { EndpointStats } from './cluster/ManagedEndpoint.js';

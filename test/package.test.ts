@@ -3,7 +3,7 @@
  * from CommonJS and from ESM in fresh Node processes, and check the type declarations are there.
  */
 import { execFile } from 'node:child_process';
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { beforeAll, describe, expect, expectTypeOf, it } from 'vitest';
@@ -59,6 +59,7 @@ const EXPECTED_EXPORTS = [
   'rateLimitHeaders',
   'renderPrometheus',
   'retryAfterMs',
+  'servedBy',
   'setRateLimitHeaders',
   'systemClock',
   'systemRandom',
@@ -108,6 +109,25 @@ describe('package', () => {
     expect(esm.stdout.trim()).toBe(EXPECTED_EXPORTS.join(','));
   });
 
+  it('serves mcgravity/mcp from both builds, without loading the MCP SDK', async () => {
+    const probe =
+      "console.log(typeof m.createMcpFetch, m.SESSION_HEADER, Object.keys(require.cache ?? {}).some((f) => f.includes('@modelcontextprotocol')))";
+    const cjs = await run(process.execPath, ['-e', `const m = require('mcgravity/mcp'); ${probe}`], {
+      cwd: root,
+    });
+    expect(cjs.stdout.trim()).toBe('function mcp-session-id false');
+    const esm = await run(
+      process.execPath,
+      [
+        '--input-type=module',
+        '-e',
+        "import { createMcpFetch } from 'mcgravity/mcp'; console.log(typeof createMcpFetch)",
+      ],
+      { cwd: root },
+    );
+    expect(esm.stdout.trim()).toBe('function');
+  });
+
   it('serves mcgravity/redis from both builds, without loading ioredis', async () => {
     const probe =
       "console.log(typeof m.RedisStore, Object.keys(require.cache ?? {}).some((f) => f.includes('ioredis')))";
@@ -138,9 +158,19 @@ describe('package', () => {
   });
 
   it('ships type declarations for both module systems', () => {
-    const dts = readFileSync(new URL('../dist/index.d.ts', import.meta.url), 'utf8');
-    expect(dts).toContain('interface Balancer<E extends Endpoint = Endpoint>');
-    expect(existsSync(new URL('../dist/index.d.cts', import.meta.url))).toBe(true);
+    // Declarations shared by the entry points live in chunks that index.d.ts re-exports.
+    const dist = new URL('../dist/', import.meta.url);
+    const declarations = readdirSync(dist)
+      .filter((file) => file.endsWith('.d.ts'))
+      .map((file) => readFileSync(new URL(file, dist), 'utf8'))
+      .join('\n');
+    expect(declarations).toContain('interface Balancer<E extends Endpoint = Endpoint>');
+    expect(readFileSync(new URL('index.d.ts', dist), 'utf8')).toMatch(
+      /\bB as Balancer\b|interface Balancer</,
+    );
+    for (const entry of ['index', 'mcp', 'redis']) {
+      expect(existsSync(new URL(`${entry}.d.cts`, dist))).toBe(true);
+    }
   });
 
   it('types the public surface', () => {

@@ -33,7 +33,7 @@ import { neverAborted } from '../core/signals.js';
 import { checkKnownOptions, describeValue, optionalFunction, optionalNumber } from '../core/validate.js';
 import { type HealthCheckOptions, HealthMonitor } from '../health/HealthMonitor.js';
 import { OutlierDetector, type OutlierOptions } from '../health/OutlierDetector.js';
-import { type PoolOptions, resolvePoolOptions } from '../pool/Pool.js';
+import { type Pool, type PoolOptions, resolvePoolOptions } from '../pool/Pool.js';
 import { RetryBudget } from '../retry/RetryBudget.js';
 import { isIdempotentMethod, type RetryOptions, RetryPolicy } from '../retry/RetryPolicy.js';
 import { type LatencySummary, LatencyWindow } from './LatencyWindow.js';
@@ -91,6 +91,14 @@ export interface ClusterRequestOptions {
   key?: string;
   /** Endpoint id to use when it is eligible (session affinity); otherwise the balancer picks. */
   prefer?: string;
+  /**
+   * Endpoint id the request must go to (the owner of a session): no other endpoint is tried, a
+   * draining owner still serves it, and an owner that was removed or is down by active health checks
+   * fails the request with `ESESSIONGONE` (404).
+   */
+  pin?: string;
+  /** Endpoint ids not to pick (for example those whose per-tool breaker is open). */
+  exclude?: ReadonlySet<string>;
   /** Overrides the method's idempotency (GET, PUT, DELETE… are idempotent). */
   idempotent?: boolean;
   signal?: AbortSignal;
@@ -99,6 +107,16 @@ export interface ClusterRequestOptions {
    * ours): a late answer fails as a `timeout`, which the retry policy may retry elsewhere.
    */
   headersTimeoutMs?: number;
+}
+
+/** `fetch()`'s `RequestInit`, plus the cluster's choices of {@link ClusterRequestOptions}. */
+export interface ClusterFetchInit extends RequestInit {
+  key?: string;
+  prefer?: string;
+  pin?: string;
+  exclude?: ReadonlySet<string>;
+  /** Overrides the method's idempotency (GET, PUT, DELETE… are idempotent). */
+  idempotent?: boolean;
 }
 
 /** What {@link Cluster.request} resolves with: undici's response and the endpoint that served it. */
@@ -311,9 +329,15 @@ export class Cluster extends EventEmitter<ClusterEvents> {
     return endpoint;
   }
 
-  /** Stops sending new requests to `id`, waits for its requests in flight (up to `timeoutMs`), then removes it. */
+  /**
+   * Stops sending new requests to `id`, waits for its requests in flight (up to `timeoutMs`, default
+   * 30 s), then removes it; streams still open at the deadline (an SSE stream read through `fetch()`)
+   * are cut.
+   */
   async remove(id: string, options: { timeoutMs?: number | string } = {}): Promise<void> {
-    await this.drain(id, options);
+    const timeoutMs = optionalDuration(options.timeoutMs, 'timeoutMs', 30_000);
+    const started = this.#clock.now();
+    await this.drain(id, { timeoutMs });
     const endpoint = this.#endpoints.get(id);
     if (endpoint === undefined) return;
     this.#endpoints.delete(id);
@@ -322,7 +346,7 @@ export class Cluster extends EventEmitter<ClusterEvents> {
     this.#outliers?.remove(id);
     this.#rebuild();
     this.emit('endpoint:removed', { id });
-    await endpoint.pool.close();
+    await closePools([endpoint.pool], Math.max(0, timeoutMs - (this.#clock.now() - started)));
   }
 
   /**
@@ -416,9 +440,9 @@ export class Cluster extends EventEmitter<ClusterEvents> {
     const body = options.body ?? null;
     const replayable = body === null || typeof body === 'string' || body instanceof Uint8Array;
     const idempotent = replayable && (options.idempotent ?? isIdempotentMethod(method));
-    const tried = new Set<string>();
+    const tried = new Set<string>(options.exclude);
     const attempt = async (signal: AbortSignal): Promise<ClusterResponse> => {
-      const endpoint = this.#acquire(options.key, tried, options.prefer);
+      const endpoint = this.#acquire(options.key, tried, options.prefer, options.pin);
       const started = this.#clock.now();
       let response: Dispatcher.ResponseData;
       try {
@@ -459,7 +483,7 @@ export class Cluster extends EventEmitter<ClusterEvents> {
    * PUT, DELETE… count as idempotent. Unlike `request()`, the endpoint counts the request in flight
    * until the response headers arrive, not until the body is read.
    */
-  fetch(input: string | URL | Request, init: RequestInit = {}): Promise<Response> {
+  fetch(input: string | URL | Request, init: ClusterFetchInit = {}): Promise<Response> {
     let path: string;
     let request: Request | undefined;
     try {
@@ -478,16 +502,17 @@ export class Cluster extends EventEmitter<ClusterEvents> {
       body instanceof Uint8Array ||
       body instanceof ArrayBuffer ||
       body instanceof URLSearchParams;
-    const idempotent = replayable && isIdempotentMethod(method);
-    const tried = new Set<string>();
+    const idempotent = replayable && (init.idempotent ?? isIdempotentMethod(method));
+    const tried = new Set<string>(init.exclude);
+    const { key, prefer, pin, exclude: _exclude, idempotent: _idempotent, ...fetchInit } = init;
     const attempt = async (signal: AbortSignal): Promise<Response> => {
-      const endpoint = this.#acquire(undefined, tried);
+      const endpoint = this.#acquire(key, tried, prefer, pin);
       const started = this.#clock.now();
       let response: Response;
       try {
         const requestInit = {
           ...(request === undefined ? {} : { headers: request.headers, method: request.method }),
-          ...init,
+          ...fetchInit,
           method,
           body,
           signal,
@@ -507,6 +532,7 @@ export class Cluster extends EventEmitter<ClusterEvents> {
       }
       endpoint.inflight--;
       this.#settle(endpoint, response.status, started);
+      served.set(response, endpoint);
       return response;
     };
     return this.#withRetries(attempt, idempotent, init.signal ?? request?.signal ?? undefined);
@@ -544,16 +570,10 @@ export class Cluster extends EventEmitter<ClusterEvents> {
     for (const timer of this.#timers) this.#clock.clearTimeout(timer);
     this.#timers.clear();
     this.#clock.clearTimeout(this.#slowStartTimer);
-    const pools = this.#list.map((endpoint) => endpoint.pool);
-    let deadline: NodeJS.Timeout | undefined;
-    const overdue = new Promise<'overdue'>((resolve) => {
-      deadline = setTimeout(() => resolve('overdue'), timeoutMs);
-      deadline.unref();
-    });
-    const graceful = Promise.all(pools.map((pool) => pool.close())).then(() => 'closed' as const);
-    const result = await Promise.race([graceful, overdue]);
-    clearTimeout(deadline);
-    if (result === 'overdue') await Promise.all(pools.map((pool) => pool.destroy()));
+    await closePools(
+      this.#list.map((endpoint) => endpoint.pool),
+      timeoutMs,
+    );
   }
 
   #add(backend: string | BackendConfig, option: string, slowStart: boolean): ManagedEndpoint {
@@ -673,8 +693,9 @@ export class Cluster extends EventEmitter<ClusterEvents> {
   }
 
   /** Picks an endpoint not tried yet whose breaker admits the call, and counts it in flight. */
-  #acquire(key: string | undefined, tried: Set<string>, prefer?: string): ManagedEndpoint {
-    if (prefer !== undefined && tried.size === 0 && this.#eligible.has(prefer)) {
+  #acquire(key: string | undefined, tried: Set<string>, prefer?: string, pin?: string): ManagedEndpoint {
+    if (pin !== undefined) return this.#acquirePinned(pin, tried);
+    if (prefer !== undefined && !tried.has(prefer) && this.#eligible.has(prefer)) {
       const preferred = this.#endpoints.get(prefer);
       if (preferred !== undefined && (preferred.breaker === undefined || preferred.breaker.tryAcquire())) {
         tried.add(preferred.id);
@@ -706,6 +727,28 @@ export class Cluster extends EventEmitter<ClusterEvents> {
       }
       return this.#admit(picked);
     }
+  }
+
+  /** The owner of a session, or why not: gone (404), already tried (no retry elsewhere), breaker open. */
+  #acquirePinned(id: string, tried: Set<string>): ManagedEndpoint {
+    const owner = this.#endpoints.get(id);
+    if (owner === undefined || !owner.healthy) {
+      throw new McgravityError(
+        'ESESSIONGONE',
+        `endpoint ${id} of cluster ${this.name} ${owner === undefined ? 'was removed' : 'is down'}`,
+      );
+    }
+    if (tried.has(id)) {
+      throw new McgravityError(
+        'ENOUPSTREAM',
+        `cluster ${this.name}: a pinned request is not retried elsewhere`,
+      );
+    }
+    if (owner.breaker !== undefined && !owner.breaker.tryAcquire()) {
+      throw new McgravityError('ECIRCUITOPEN', `the circuit of endpoint ${id} is open`);
+    }
+    tried.add(id);
+    return this.#admit(owner);
   }
 
   #admit(endpoint: ManagedEndpoint): ManagedEndpoint {
@@ -780,6 +823,26 @@ export class Cluster extends EventEmitter<ClusterEvents> {
 }
 
 function ignoreError(): void {}
+
+/** Closes pools gracefully, destroying them (cutting what is still open) after `timeoutMs`. */
+async function closePools(pools: readonly Pool[], timeoutMs: number): Promise<void> {
+  let deadline: NodeJS.Timeout | undefined;
+  const overdue = new Promise<'overdue'>((resolve) => {
+    deadline = setTimeout(() => resolve('overdue'), timeoutMs);
+    deadline.unref();
+  });
+  const graceful = Promise.all(pools.map((pool) => pool.close())).then(() => 'closed' as const);
+  const result = await Promise.race([graceful, overdue]);
+  clearTimeout(deadline);
+  if (result === 'overdue') await Promise.all(pools.map((pool) => pool.destroy()));
+}
+
+const served = new WeakMap<Response, Endpoint>();
+
+/** The endpoint that served a response of {@link Cluster.fetch}, if it came from one. */
+export function servedBy(response: Response): Endpoint | undefined {
+  return served.get(response);
+}
 
 function outcomeOf(error: unknown, signal: AbortSignal): Outcome {
   const kind = failureKind(error);

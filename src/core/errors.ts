@@ -29,7 +29,12 @@ export type ErrorCode =
   /** The operation was aborted by its caller. */
   | 'EABORTED'
   /** An unexpected failure inside mcgravity or a user callback (a bug to report). */
-  | 'EINTERNAL';
+  | 'EINTERNAL'
+  /**
+   * The endpoint that owns a session (an MCP session) is gone: removed, down by active checks, or
+   * refusing connections. HTTP 404, which tells an MCP client to initialise a new session.
+   */
+  | 'ESESSIONGONE';
 
 /** The HTTP status each code maps to when it ends a proxied request. */
 export const errorStatus: Readonly<Record<ErrorCode, number>> = {
@@ -45,6 +50,7 @@ export const errorStatus: Readonly<Record<ErrorCode, number>> = {
   ECLOSED: 503,
   EABORTED: 499,
   EINTERNAL: 500,
+  ESESSIONGONE: 404,
 };
 
 /** Options of {@link McgravityError}. */

@@ -1,0 +1,537 @@
+/**
+ * `createMcpFetch(cluster)`: a `fetch` for the MCP SDK's `StreamableHTTPClientTransport` that spreads
+ * MCP sessions over a cluster of replicas and keeps each session on the replica that owns it.
+ *
+ * - A request without a session (`initialize`, or any request to a stateless server) is balanced by
+ *   the cluster's algorithm. The `Mcp-Session-Id` of the answer pins the session to the replica that
+ *   served it; every later request of the session (POST, the GET stream with `Last-Event-ID`, the
+ *   DELETE) goes there and nowhere else, even while the replica drains.
+ * - When the owner is gone (removed, down by health checks, refusing connections, or answering 404
+ *   for a session it forgot), the client gets 404 with the SDK's "Session not found" error, which
+ *   tells it to initialise again; or, with `onOwnerGone: 'reinitialize'`, the fetch replays the
+ *   session's `initialize` handshake on a live replica and goes on under the client's session id
+ *   (server-side session state, such as subscriptions, is not carried over). Either way an event says so.
+ * - Retries (by the cluster, always on another replica): any request that never reached a server;
+ *   after that only methods safe to repeat (`ping`, `…/list`, `resources/read`, `prompts/get`,
+ *   `completion/complete`, `initialize`, notifications), and `tools/call` of tools marked idempotent.
+ *   A session's requests are never retried elsewhere: no other replica knows the session.
+ * - Per-method and per-tool statistics (requests, HTTP failures, JSON-RPC and tool errors, latency to
+ *   the answer over a recent window), read from the response as it streams past, never buffered;
+ *   optional circuit breakers per replica and tool, so one failing tool on one replica is avoided
+ *   without taking the whole replica out.
+ */
+import { EventEmitter } from 'eventemitter3';
+import { CircuitBreaker, type CircuitBreakerOptions, type CircuitState } from '../breaker/CircuitBreaker.js';
+import { type Cluster, type ClusterFetchInit, servedBy } from '../cluster/Cluster.js';
+import { type LatencySummary, LatencyWindow } from '../cluster/LatencyWindow.js';
+import { type Clock, systemClock } from '../core/clock.js';
+import { optionalDuration } from '../core/duration.js';
+import { isMcgravityError } from '../core/errors.js';
+import { failureKind } from '../core/failures.js';
+import { checkKnownOptions, describeValue, optionalNumber } from '../core/validate.js';
+import { tcpCheck } from '../health/HealthMonitor.js';
+import {
+  isSafeMethod,
+  jsonRpcError,
+  type McpMessage,
+  PROTOCOL_VERSION_HEADER,
+  parseMessages,
+  SESSION_HEADER,
+  SESSION_NOT_FOUND,
+  statsKey,
+} from './protocol.js';
+import { SessionTable } from './SessionTable.js';
+import { type RpcOutcome, watchResponse } from './watchResponse.js';
+
+/** Options of {@link createMcpFetch}. */
+export interface McpFetchOptions {
+  /**
+   * What a request of a session whose replica is gone gets: `'not-found'`, a 404 that makes the SDK
+   * client initialise again; or `'reinitialize'`, the session's handshake replayed on a live replica,
+   * transparently. @default 'not-found'
+   */
+  onOwnerGone?: 'not-found' | 'reinitialize';
+  /** Tools whose `tools/call` may be retried on another replica (they change nothing, or do it once). */
+  idempotentTools?: readonly string[] | ((tool: string) => boolean);
+  /**
+   * A circuit breaker per replica and tool, fed by the tool's own failures (JSON-RPC errors, results
+   * with `isError`, HTTP failures). While one is open, that tool is not called on that replica:
+   * requests without a session go to another one, a session's own requests get 503. @default false
+   */
+  toolBreaker?: CircuitBreakerOptions | false;
+  /** Sessions remembered; the least recently used is forgotten past this. @default 10_000 */
+  maxSessions?: number;
+  /** A session unused this long is forgotten. @default 3_600_000 (1 h) */
+  sessionIdleMs?: number | string;
+  /** Window of the latency percentiles in `stats()`. @default 60_000 */
+  statsWindowMs?: number | string;
+  clock?: Clock;
+}
+
+/** Events of an {@link McpFetch}. */
+export interface McpFetchEvents {
+  /** A server issued a session id and the session was pinned to the replica that served it. */
+  'session:opened': (info: { sessionId: string; endpointId: string }) => void;
+  /** The client ended a session with DELETE. */
+  'session:closed': (info: { sessionId: string; endpointId: string }) => void;
+  /** A session's replica was gone: the client got 404 (`not-found`), or the session moved (`reinitialized`). */
+  'session:lost': (info: {
+    sessionId: string;
+    endpointId: string;
+    reason: 'removed' | 'down' | 'refused' | 'not-found';
+    action: 'not-found' | 'reinitialized';
+    /** The replica that holds the session now (`reinitialized` only). */
+    newEndpointId?: string;
+  }) => void;
+  /** A tool's breaker on one replica changed state. */
+  'tool:circuit': (info: { endpointId: string; tool: string; state: CircuitState }) => void;
+}
+
+/** Statistics of one method, or of one tool (`tools/call:<name>`). */
+export interface McpMethodStats {
+  readonly requests: number;
+  /** Requests that failed in transport: no answer, or an HTTP error status. */
+  readonly errors: number;
+  /** Answers that were JSON-RPC errors, or tool results with `isError`. */
+  readonly rpcErrors: number;
+  /** Time to the answer (for SSE, to the event that carries it), over the recent window. */
+  readonly latency: LatencySummary;
+}
+
+/** What {@link McpFetch.stats} returns. */
+export interface McpFetchStats {
+  /** Sessions pinned now. */
+  readonly sessions: number;
+  /** Sessions pinned now, per endpoint id. */
+  readonly sessionsByEndpoint: Readonly<Record<string, number>>;
+  /** Per method, and per tool as `tools/call:<name>`. */
+  readonly methods: Readonly<Record<string, McpMethodStats>>;
+  /** Every per-tool breaker that is not closed. */
+  readonly openToolCircuits: readonly { endpointId: string; tool: string; state: CircuitState }[];
+}
+
+/** The fetch that {@link createMcpFetch} returns: call it as `fetch`; it also has events and stats. */
+export interface McpFetch {
+  (input: string | URL | Request, init?: RequestInit): Promise<Response>;
+  readonly events: EventEmitter<McpFetchEvents>;
+  stats(): McpFetchStats;
+}
+
+/** What the fetch keeps per session: enough to replay its handshake elsewhere. */
+interface SessionData {
+  /** The `initialize` request body, with the headers it was sent with. */
+  readonly handshake: { body: string; headers: [string, string][] } | undefined;
+  /** The session id the current replica knows, when it differs from the client's (after a move). */
+  serverSessionId: string | undefined;
+}
+
+interface MethodCounters {
+  requests: number;
+  errors: number;
+  rpcErrors: number;
+  readonly latency: LatencyWindow;
+}
+
+const KNOWN = [
+  'onOwnerGone',
+  'idempotentTools',
+  'toolBreaker',
+  'maxSessions',
+  'sessionIdleMs',
+  'statsWindowMs',
+  'clock',
+];
+
+/** How a reset owner is asked whether it is still there: does a TCP connection open? */
+const OWNER_PROBE = tcpCheck();
+const PROBE_TIMEOUT_MS = 2_000;
+
+const INITIALIZED = '{"jsonrpc":"2.0","method":"notifications/initialized"}';
+
+/** Creates an MCP-aware fetch over `cluster`; see the module comment. */
+export function createMcpFetch(cluster: Cluster, options: McpFetchOptions = {}): McpFetch {
+  const client = new McpClientFetch(cluster, options);
+  const fetch = ((input: string | URL | Request, init?: RequestInit) =>
+    client.fetch(input, init)) as McpFetch & { events: EventEmitter<McpFetchEvents> };
+  Object.defineProperty(fetch, 'events', { value: client.events, enumerable: true });
+  Object.defineProperty(fetch, 'stats', { value: () => client.stats(), enumerable: true });
+  return fetch;
+}
+
+class McpClientFetch {
+  readonly events = new EventEmitter<McpFetchEvents>();
+  readonly #cluster: Cluster;
+  readonly #reinitialize: boolean;
+  readonly #idempotentTool: (tool: string) => boolean;
+  readonly #breakerOptions: CircuitBreakerOptions | false;
+  readonly #sessions: SessionTable<SessionData>;
+  readonly #statsWindowMs: number;
+  readonly #clock: Clock;
+  readonly #methods = new Map<string, MethodCounters>();
+  readonly #breakers = new Map<string, { endpointId: string; tool: string; breaker: CircuitBreaker }>();
+
+  constructor(cluster: Cluster, options: McpFetchOptions) {
+    if (cluster === null || typeof cluster !== 'object' || typeof cluster.fetch !== 'function')
+      throw new TypeError(`createMcpFetch needs a Cluster, got ${describeValue(cluster)}`);
+    if (options === null || typeof options !== 'object')
+      throw new TypeError('createMcpFetch options must be an object');
+    checkKnownOptions(options, KNOWN, 'createMcpFetch');
+    this.#cluster = cluster;
+    const onOwnerGone = options.onOwnerGone ?? 'not-found';
+    if (onOwnerGone !== 'not-found' && onOwnerGone !== 'reinitialize')
+      throw new TypeError(
+        `onOwnerGone must be 'not-found' or 'reinitialize', got ${describeValue(onOwnerGone)}`,
+      );
+    this.#reinitialize = onOwnerGone === 'reinitialize';
+    const tools = options.idempotentTools ?? [];
+    if (typeof tools === 'function') this.#idempotentTool = tools;
+    else if (Array.isArray(tools) && tools.every((tool) => typeof tool === 'string')) {
+      const set = new Set(tools);
+      this.#idempotentTool = (tool) => set.has(tool);
+    } else {
+      throw new TypeError(
+        `idempotentTools must be an array of tool names or a function, got ${describeValue(tools)}`,
+      );
+    }
+    const breaker = options.toolBreaker ?? false;
+    if (breaker !== false && (breaker === null || typeof breaker !== 'object'))
+      throw new TypeError(
+        `toolBreaker must be circuit breaker options or false, got ${describeValue(breaker)}`,
+      );
+    if (breaker !== false) new CircuitBreaker(breaker); // checks the options now, not at the first call
+    this.#breakerOptions = breaker;
+    this.#clock = options.clock ?? systemClock;
+    this.#statsWindowMs = optionalDuration(options.statsWindowMs, 'statsWindowMs', 60_000);
+    this.#sessions = new SessionTable<SessionData>({
+      maxSessions: optionalNumber(options.maxSessions, 'maxSessions', 10_000, { min: 1, integer: true }),
+      idleMs: optionalDuration(options.sessionIdleMs, 'sessionIdleMs', 3_600_000),
+      clock: this.#clock,
+    });
+  }
+
+  async fetch(input: string | URL | Request, init: RequestInit = {}): Promise<Response> {
+    const request = input instanceof Request ? input : undefined;
+    const url = new URL(request?.url ?? String(input));
+    const path = url.pathname + url.search;
+    const method = (init.method ?? request?.method ?? 'GET').toUpperCase();
+    const headers = new Headers(init.headers ?? request?.headers);
+    const body = init.body ?? request?.body ?? null;
+    const messages = method === 'POST' && typeof body === 'string' ? parseMessages(body) : undefined;
+    const only = messages?.length === 1 ? messages[0] : undefined;
+    const clientSession = headers.get(SESSION_HEADER) ?? undefined;
+    const session = clientSession === undefined ? undefined : this.#sessions.get(clientSession);
+    if (session?.data.serverSessionId !== undefined)
+      headers.set(SESSION_HEADER, session.data.serverSessionId);
+
+    const tool = only?.method === 'tools/call' ? only.name : undefined;
+    let exclude: Set<string> | undefined;
+    if (tool !== undefined && this.#breakerOptions !== false) {
+      if (session !== undefined) {
+        const breaker = this.#breaker(session.endpointId, tool);
+        if (breaker.state === 'open') return toolCircuitOpen(tool, session.endpointId, only?.id);
+      } else {
+        exclude = this.#openFor(tool);
+      }
+    }
+
+    const fetchInit: ClusterFetchInit = {
+      ...init,
+      method,
+      headers,
+      body,
+      idempotent: messages === undefined ? method === 'GET' : messages.every((m) => this.#repeatable(m)),
+      ...(request !== undefined && init.body === undefined && body !== null ? { duplex: 'half' } : {}),
+      ...(request?.signal !== undefined && init.signal === undefined ? { signal: request.signal } : {}),
+      ...(session === undefined ? {} : { pin: session.endpointId }),
+      ...(exclude === undefined ? {} : { exclude }),
+    };
+    const started = this.#clock.now();
+    const counters = only?.id !== undefined ? this.#counters(statsKey(only)) : undefined;
+    if (counters !== undefined) counters.requests++;
+
+    let response: Response;
+    try {
+      response = await this.#cluster.fetch(path, fetchInit);
+    } catch (error) {
+      const gone = session === undefined ? undefined : await this.#ownerGoneReason(error, session.endpointId);
+      if (gone !== undefined && clientSession !== undefined && session !== undefined) {
+        return this.#ownerGone(clientSession, session.endpointId, gone, path, fetchInit, counters, started);
+      }
+      if (counters !== undefined) counters.errors++;
+      if (tool !== undefined && session !== undefined) this.#breaker(session.endpointId, tool).onFailure();
+      throw error;
+    }
+    const endpointId = servedBy(response)?.id;
+
+    if (response.status === 404 && clientSession !== undefined && session !== undefined) {
+      await response.body?.cancel();
+      return this.#ownerGone(
+        clientSession,
+        session.endpointId,
+        'not-found',
+        path,
+        fetchInit,
+        counters,
+        started,
+      );
+    }
+    if (method === 'DELETE' && clientSession !== undefined && response.status < 500) {
+      this.#sessions.delete(clientSession);
+      if (session !== undefined)
+        this.events.emit('session:closed', { sessionId: clientSession, endpointId: session.endpointId });
+    }
+    const issued = response.headers.get(SESSION_HEADER);
+    if (
+      issued !== null &&
+      endpointId !== undefined &&
+      session === undefined &&
+      messages?.some((m) => m.method === 'initialize')
+    ) {
+      this.#sessions.set(issued, endpointId, {
+        handshake: { body: body as string, headers: [...headers] },
+        serverSessionId: undefined,
+      });
+      this.events.emit('session:opened', { sessionId: issued, endpointId });
+    }
+    return this.#observe(response, only, counters, started, endpointId, tool, clientSession, session?.data);
+  }
+
+  stats(): McpFetchStats {
+    const methods: Record<string, McpMethodStats> = {};
+    for (const [key, counters] of this.#methods) {
+      methods[key] = {
+        requests: counters.requests,
+        errors: counters.errors,
+        rpcErrors: counters.rpcErrors,
+        latency: counters.latency.summary(),
+      };
+    }
+    const openToolCircuits: { endpointId: string; tool: string; state: CircuitState }[] = [];
+    for (const { endpointId, tool, breaker } of this.#breakers.values()) {
+      if (breaker.state !== 'closed') openToolCircuits.push({ endpointId, tool, state: breaker.state });
+    }
+    // Sessions of a removed endpoint stay in the table until their next request answers 404 (with an
+    // event) or they expire; they are not counted.
+    const byEndpoint: Record<string, number> = {};
+    let sessions = 0;
+    const counts = this.#sessions.countByEndpoint();
+    for (const endpoint of this.#cluster.endpoints) {
+      const count = counts.get(endpoint.id) ?? 0;
+      byEndpoint[endpoint.id] = count;
+      sessions += count;
+    }
+    return {
+      sessions,
+      sessionsByEndpoint: byEndpoint,
+      methods,
+      openToolCircuits,
+    };
+  }
+
+  /** True when a message may be sent again on another replica after a failure. */
+  #repeatable(message: McpMessage): boolean {
+    const method = message.method;
+    if (method === undefined) return false; // an answer to the server: once only
+    if (method.startsWith('notifications/') || isSafeMethod(method)) return true;
+    return method === 'tools/call' && message.name !== undefined && this.#idempotentTool(message.name);
+  }
+
+  /**
+   * Statistics, breaker outcome and session-id translation on the way back. The body is watched as it
+   * passes (no buffering) when there is an answer to wait for; otherwise the response is returned as
+   * it came, or re-headed when a moved session's id must be shown as the client knows it.
+   */
+  #observe(
+    response: Response,
+    only: McpMessage | undefined,
+    counters: MethodCounters | undefined,
+    started: number,
+    endpointId: string | undefined,
+    tool: string | undefined,
+    clientSession: string | undefined,
+    moved: SessionData | undefined,
+  ): Response {
+    const renamed = moved?.serverSessionId !== undefined && response.headers.has(SESSION_HEADER);
+    const breaker =
+      tool !== undefined && endpointId !== undefined && this.#breakerOptions !== false
+        ? this.#breaker(endpointId, tool)
+        : undefined;
+    const record = (outcome: RpcOutcome | 'http-error') => {
+      if (counters !== undefined) {
+        if (outcome === 'http-error') counters.errors++;
+        else if (outcome === 'rpc-error' || outcome === 'tool-error') counters.rpcErrors++;
+        if (outcome !== 'cancelled') counters.latency.record(this.#clock.now() - started);
+      }
+      if (breaker !== undefined && outcome !== 'cancelled' && outcome !== 'unknown') {
+        if (outcome === 'ok') breaker.onSuccess();
+        else breaker.onFailure();
+      }
+    };
+    const type = response.headers.get('content-type') ?? '';
+    const sse = type.startsWith('text/event-stream');
+    const watch =
+      (counters !== undefined || breaker !== undefined) &&
+      response.ok &&
+      response.body !== null &&
+      only?.id !== undefined &&
+      (sse || type.startsWith('application/json'));
+    if (!watch) {
+      if (counters !== undefined || breaker !== undefined)
+        record(response.ok || response.status === 202 ? 'unknown' : 'http-error');
+      if (!renamed) return response;
+    }
+    const headers = new Headers(response.headers);
+    if (renamed && clientSession !== undefined) headers.set(SESSION_HEADER, clientSession);
+    const body =
+      watch && response.body !== null && only?.id !== undefined
+        ? watchResponse(response.body, sse, only.id, record)
+        : response.body;
+    return new Response(body, { status: response.status, statusText: response.statusText, headers });
+  }
+
+  /** The owner of a session is gone: answer 404, or move the session and send the request again. */
+  async #ownerGone(
+    clientSession: string,
+    endpointId: string,
+    reason: 'removed' | 'down' | 'refused' | 'not-found',
+    path: string,
+    init: ClusterFetchInit,
+    counters: MethodCounters | undefined,
+    started: number,
+  ): Promise<Response> {
+    const session = this.#sessions.get(clientSession);
+    this.#sessions.delete(clientSession);
+    if (this.#reinitialize && session?.data.handshake !== undefined) {
+      const moved = await this.#replayHandshake(path, session.data.handshake, init, endpointId);
+      if (moved !== undefined) {
+        const data: SessionData = { handshake: session.data.handshake, serverSessionId: moved.sessionId };
+        this.#sessions.set(clientSession, moved.endpointId, data);
+        this.events.emit('session:lost', {
+          sessionId: clientSession,
+          endpointId,
+          reason,
+          action: 'reinitialized',
+          newEndpointId: moved.endpointId,
+        });
+        const headers = new Headers(init.headers);
+        headers.set(SESSION_HEADER, moved.sessionId);
+        const { exclude: _exclude, ...rest } = init;
+        const response = await this.#cluster.fetch(path, { ...rest, headers, pin: moved.endpointId });
+        const parsed = typeof init.body === 'string' ? parseMessages(init.body) : undefined;
+        const only = parsed?.length === 1 ? parsed[0] : undefined;
+        const tool = only?.method === 'tools/call' ? only.name : undefined;
+        return this.#observe(response, only, counters, started, moved.endpointId, tool, clientSession, data);
+      }
+    }
+    this.events.emit('session:lost', { sessionId: clientSession, endpointId, reason, action: 'not-found' });
+    if (counters !== undefined) counters.errors++;
+    return new Response(jsonRpcError(SESSION_NOT_FOUND, 'Session not found'), {
+      status: 404,
+      headers: { 'content-type': 'application/json' },
+    });
+  }
+
+  /** Sends a session's `initialize` and `notifications/initialized` to a live replica. */
+  async #replayHandshake(
+    path: string,
+    handshake: NonNullable<SessionData['handshake']>,
+    init: ClusterFetchInit,
+    lost: string,
+  ): Promise<{ endpointId: string; sessionId: string } | undefined> {
+    try {
+      const headers = new Headers(handshake.headers);
+      headers.delete(SESSION_HEADER);
+      const response = await this.#cluster.fetch(path, {
+        method: 'POST',
+        headers,
+        body: handshake.body,
+        idempotent: true,
+        exclude: new Set([lost]),
+        ...(init.signal ? { signal: init.signal } : {}),
+      });
+      await response.text(); // the initialize answer: read to its end, the session then exists
+      const sessionId = response.headers.get(SESSION_HEADER);
+      const endpointId = servedBy(response)?.id;
+      if (!response.ok || sessionId === null || endpointId === undefined) return undefined;
+      const version = new Headers(init.headers).get(PROTOCOL_VERSION_HEADER);
+      headers.set(SESSION_HEADER, sessionId);
+      if (version !== null) headers.set(PROTOCOL_VERSION_HEADER, version);
+      const initialized = await this.#cluster.fetch(path, {
+        method: 'POST',
+        headers,
+        body: INITIALIZED,
+        pin: endpointId,
+      });
+      await initialized.body?.cancel();
+      return initialized.ok ? { endpointId, sessionId } : undefined;
+    } catch {
+      return undefined;
+    }
+  }
+
+  #counters(key: string): MethodCounters {
+    let counters = this.#methods.get(key);
+    if (counters === undefined) {
+      counters = {
+        requests: 0,
+        errors: 0,
+        rpcErrors: 0,
+        latency: new LatencyWindow(this.#statsWindowMs, this.#clock),
+      };
+      this.#methods.set(key, counters);
+    }
+    return counters;
+  }
+
+  #breaker(endpointId: string, tool: string): CircuitBreaker {
+    const key = `${endpointId}\u0000${tool}`;
+    let entry = this.#breakers.get(key);
+    if (entry === undefined) {
+      const breaker = new CircuitBreaker({
+        ...(this.#breakerOptions === false ? {} : this.#breakerOptions),
+        clock: this.#clock,
+        name: `${endpointId}/${tool}`,
+      });
+      breaker.on('circuit:state', (state) => this.events.emit('tool:circuit', { endpointId, tool, state }));
+      entry = { endpointId, tool, breaker };
+      this.#breakers.set(key, entry);
+    }
+    return entry.breaker;
+  }
+
+  /**
+   * Why a session's owner cannot serve it, from the error of a pinned request; undefined if it can.
+   * A reset is ambiguous (a replica that just died resets the kept-alive connection the request went
+   * out on, and so does a passing network fault): a new connection to the owner tells them apart.
+   */
+  async #ownerGoneReason(
+    error: unknown,
+    endpointId: string,
+  ): Promise<'removed' | 'down' | 'refused' | undefined> {
+    const owner = this.#cluster.endpoints.find((endpoint) => endpoint.id === endpointId);
+    if (isMcgravityError(error, 'ESESSIONGONE')) return owner === undefined ? 'removed' : 'down';
+    const kind = failureKind(error);
+    if (kind === 'connect-failure') return 'refused';
+    if (kind !== 'reset' || owner === undefined) return undefined;
+    const alive = await OWNER_PROBE(owner, AbortSignal.timeout(PROBE_TIMEOUT_MS)).catch(() => false);
+    return alive ? undefined : 'refused';
+  }
+
+  /** Replicas whose breaker for `tool` is open. */
+  #openFor(tool: string): Set<string> | undefined {
+    let open: Set<string> | undefined;
+    for (const entry of this.#breakers.values()) {
+      if (entry.tool !== tool || entry.breaker.state !== 'open') continue;
+      open ??= new Set();
+      open.add(entry.endpointId);
+    }
+    return open;
+  }
+}
+
+function toolCircuitOpen(tool: string, endpointId: string, id: string | number | undefined): Response {
+  return new Response(
+    jsonRpcError(-32000, `tool ${tool} is failing on replica ${endpointId}; try again later`, id ?? null),
+    { status: 503, headers: { 'content-type': 'application/json', 'retry-after': '1' } },
+  );
+}
