@@ -30,6 +30,7 @@ import { isMcgravityError } from '../core/errors.js';
 import { failureKind } from '../core/failures.js';
 import { checkKnownOptions, describeValue, optionalNumber } from '../core/validate.js';
 import { tcpCheck } from '../health/HealthMonitor.js';
+import { type OwnerGoneReason, ownerGoneReason } from './ownerGone.js';
 import {
   isSafeMethod,
   jsonRpcError,
@@ -142,10 +143,6 @@ const KNOWN = [
   'clock',
 ];
 
-/** How a reset owner is asked whether it is still there: does a TCP connection open? */
-const OWNER_PROBE = tcpCheck();
-const PROBE_TIMEOUT_MS = 2_000;
-
 const INITIALIZED = '{"jsonrpc":"2.0","method":"notifications/initialized"}';
 
 /** Creates an MCP-aware fetch over `cluster`; see the module comment. */
@@ -253,7 +250,8 @@ class McpClientFetch {
     try {
       response = await this.#cluster.fetch(path, fetchInit);
     } catch (error) {
-      const gone = session === undefined ? undefined : await this.#ownerGoneReason(error, session.endpointId);
+      const gone =
+        session === undefined ? undefined : await ownerGoneReason(this.#cluster, session.endpointId, error);
       if (gone !== undefined && clientSession !== undefined && session !== undefined) {
         return this.#ownerGone(clientSession, session.endpointId, gone, path, fetchInit, counters, started);
       }
@@ -393,7 +391,7 @@ class McpClientFetch {
   async #ownerGone(
     clientSession: string,
     endpointId: string,
-    reason: 'removed' | 'down' | 'refused' | 'not-found',
+    reason: OwnerGoneReason | 'not-found',
     path: string,
     init: ClusterFetchInit,
     counters: MethodCounters | undefined,
@@ -497,24 +495,6 @@ class McpClientFetch {
       this.#breakers.set(key, entry);
     }
     return entry.breaker;
-  }
-
-  /**
-   * Why a session's owner cannot serve it, from the error of a pinned request; undefined if it can.
-   * A reset is ambiguous (a replica that just died resets the kept-alive connection the request went
-   * out on, and so does a passing network fault): a new connection to the owner tells them apart.
-   */
-  async #ownerGoneReason(
-    error: unknown,
-    endpointId: string,
-  ): Promise<'removed' | 'down' | 'refused' | undefined> {
-    const owner = this.#cluster.endpoints.find((endpoint) => endpoint.id === endpointId);
-    if (isMcgravityError(error, 'ESESSIONGONE')) return owner === undefined ? 'removed' : 'down';
-    const kind = failureKind(error);
-    if (kind === 'connect-failure') return 'refused';
-    if (kind !== 'reset' || owner === undefined) return undefined;
-    const alive = await OWNER_PROBE(owner, AbortSignal.timeout(PROBE_TIMEOUT_MS)).catch(() => false);
-    return alive ? undefined : 'refused';
   }
 
   /** Replicas whose breaker for `tool` is open. */

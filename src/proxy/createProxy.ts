@@ -14,7 +14,12 @@ import http, { type IncomingMessage, type Server, type ServerResponse } from 'no
 import type { Duplex } from 'node:stream';
 import { Transform } from 'node:stream';
 import { MaglevBalancer } from '../balancer/MaglevBalancer.js';
-import { type Cluster, type ClusterOptions, createCluster } from '../cluster/Cluster.js';
+import {
+  type Cluster,
+  type ClusterOptions,
+  type ClusterResponse,
+  createCluster,
+} from '../cluster/Cluster.js';
 import { type Clock, type RandomSource, systemClock, systemRandom } from '../core/clock.js';
 import { optionalDuration } from '../core/duration.js';
 import type { Endpoint } from '../core/endpoint.js';
@@ -22,6 +27,9 @@ import { McgravityError } from '../core/errors.js';
 import { checkKnownOptions, describeValue, optionalFunction, optionalNumber } from '../core/validate.js';
 import { setRateLimitHeaders } from '../limit/headers.js';
 import type { RateLimiter } from '../limit/RateLimiter.js';
+import { ownerGoneReason } from '../mcp/ownerGone.js';
+import { isSafeMethod, parseMessages, SESSION_HEADER } from '../mcp/protocol.js';
+import { SessionTable } from '../mcp/SessionTable.js';
 import { endToEnd, responseHeaders } from './headers.js';
 import { IdleSweeper, type Watched } from './IdleSweeper.js';
 import { classify, sendError } from './respond.js';
@@ -34,6 +42,27 @@ import {
   type SplitTarget,
 } from './routes.js';
 import { compileTrust, forwardedFor, type TrustFunction, type TrustProxy } from './trust.js';
+
+/**
+ * MCP session affinity: every request of an MCP session (`Mcp-Session-Id`) reaches the replica that
+ * issued the session; requests without one are balanced, and safe MCP methods are retried elsewhere.
+ */
+export interface McpAffinity {
+  /**
+   * `'stateless'`: the session id the client sees is prefixed with an opaque token of the owning
+   * endpoint (an HMAC under `affinitySecret`, never its address) and the prefix is stripped on the way
+   * in, so proxy replicas that share the secret route a session alike with no shared state.
+   * `'table'`: this proxy remembers session → endpoint (LRU with idle expiry); ids pass unchanged.
+   * @default 'stateless'
+   */
+  mode?: 'stateless' | 'table';
+  /** Sessions remembered per cluster (table mode routes by them; stateless mode only counts). @default 100_000 */
+  maxSessions?: number;
+  /** A session unused this long is forgotten. @default 3_600_000 (1 h) */
+  sessionIdleMs?: number | string;
+  /** Tools whose `tools/call` may be retried on another replica. */
+  idempotentTools?: readonly string[];
+}
 
 /** Rate limiting in the proxy. */
 export interface ProxyRateLimit {
@@ -79,8 +108,11 @@ export interface ProxyOptions {
   /** One upstream for everything (or use `routes`). */
   cluster?: Cluster | ClusterOptions;
   routes?: readonly ProxyRoute[];
-  /** Keep a client on one endpoint: by address, by a header's value, or by a cookie the proxy sets. */
-  sessionAffinity?: 'ip' | { cookie: string } | { header: string };
+  /**
+   * Keep a client on one endpoint: by address, by a header's value, by a cookie the proxy sets, or by
+   * MCP session (`'mcp'`, see {@link McpAffinity}).
+   */
+  sessionAffinity?: 'ip' | { cookie: string } | { header: string } | 'mcp' | { mcp: McpAffinity };
   /** Secret for affinity cookies; share it between proxy replicas. @default random per process */
   affinitySecret?: string;
   rateLimit?: ProxyRateLimit;
@@ -117,6 +149,8 @@ export interface Proxy {
   close(options?: { timeoutMs?: number | string }): Promise<void>;
   /** Requests in flight. */
   readonly inflight: number;
+  /** With MCP affinity: sessions seen and not idle, per cluster name and endpoint id. */
+  mcpSessions(): Record<string, Record<string, number>>;
 }
 
 /** A rate limit checked at construction, its bypass list as a set. */
@@ -177,6 +211,7 @@ class ReverseProxy implements Proxy {
   readonly #via: string | undefined;
   readonly #forwarded: boolean;
   readonly #affinity: 'ip' | { cookie: string } | { header: string } | undefined;
+  readonly #mcp: CompiledMcpAffinity | undefined;
   readonly #secret: string;
   readonly #affinityBalancers = new Map<Cluster, { balancer: MaglevBalancer; tokens: Map<string, string> }>();
   readonly #clock: Clock;
@@ -231,7 +266,9 @@ class ReverseProxy implements Proxy {
     this.#rateLimit =
       options.rateLimit === undefined ? undefined : checkRateLimit(options.rateLimit, 'rateLimit');
     const affinity = options.sessionAffinity;
-    if (
+    if (affinity === 'mcp' || (typeof affinity === 'object' && affinity !== null && 'mcp' in affinity)) {
+      this.#mcp = compileMcpAffinity(affinity === 'mcp' ? {} : affinity.mcp, this.#clock);
+    } else if (
       affinity !== undefined &&
       affinity !== 'ip' &&
       !(
@@ -241,10 +278,11 @@ class ReverseProxy implements Proxy {
       )
     ) {
       throw new TypeError(
-        `sessionAffinity must be 'ip', { cookie: name } or { header: name }, got ${describeValue(affinity)}`,
+        `sessionAffinity must be 'ip', 'mcp', { cookie: name }, { header: name } or { mcp: options }, got ${describeValue(affinity)}`,
       );
+    } else {
+      this.#affinity = affinity;
     }
-    this.#affinity = affinity;
     this.#secret = options.affinitySecret ?? randomBytes(32).toString('hex');
 
     const clusterFrom = (value: Cluster | ClusterOptions, option: string): Cluster => {
@@ -395,7 +433,11 @@ class ReverseProxy implements Proxy {
       this.#sweepers.push(sweeper);
     }
     if (route.match !== undefined)
-      checkKnownOptions(route.match, ['pathPrefix', 'host', 'method', 'headers'], `${option}.match`);
+      checkKnownOptions(
+        route.match,
+        ['pathPrefix', 'host', 'method', 'headers', 'mcpMethod', 'mcpName'],
+        `${option}.match`,
+      );
     let pick: (req: IncomingMessage, draw: number) => Cluster;
     if (route.split !== undefined) {
       if (route.cluster !== undefined) throw new TypeError(`${option} takes cluster or split, not both`);
@@ -490,6 +532,13 @@ class ReverseProxy implements Proxy {
     const cluster = route.pick(req, this.#random());
     const headers = this.#upstreamHeaders(req, chain, client, peerTrusted, requestId);
     const upstreamPath = route.stripPrefix === undefined ? path : stripPrefix(path, route.stripPrefix);
+    const mcp = this.#mcp;
+    const session = mcp === undefined ? undefined : this.#mcpSession(mcp, cluster, req, headers);
+    if (session === null) {
+      sendError(res, 'ESESSIONGONE', 'MCP session not found', requestId);
+      req.resume();
+      return;
+    }
     // No AbortSignal per request (measured: a quarter of the throughput): a client that leaves
     // before the upstream answers is noticed when the answer comes, and its body is not read.
     this.#inflight++;
@@ -510,8 +559,13 @@ class ReverseProxy implements Proxy {
         body,
         ...(affinity.key === undefined ? {} : { key: affinity.key }),
         ...(affinity.prefer === undefined ? {} : { prefer: affinity.prefer }),
+        ...(session === undefined ? {} : { pin: session.endpointId }),
+        ...(mcp !== undefined && Buffer.isBuffer(body) && mcpRepeatable(mcp, body)
+          ? { idempotent: true }
+          : {}),
         headersTimeoutMs: route.firstByteMs,
       });
+      if (mcp !== undefined) this.#mcpLearn(mcp, cluster, req, response, session);
       if (res.destroyed) {
         response.body.destroy(); // the client left while the upstream was thinking
         return;
@@ -520,11 +574,83 @@ class ReverseProxy implements Proxy {
     } catch (error) {
       // Gone, or already answered (413 for a body cut off while streaming): nothing more to say.
       if (res.destroyed || res.writableEnded) return;
+      if (session !== undefined && mcp !== undefined) {
+        const gone = await ownerGoneReason(cluster, session.endpointId, error);
+        if (gone !== undefined) {
+          mcp.tableOf(cluster).delete(session.clientId);
+          if (!res.destroyed && !res.writableEnded)
+            sendError(res, 'ESESSIONGONE', `MCP session's endpoint is gone (${gone})`, requestId);
+          return;
+        }
+      }
       const { code, status, message } = classify(error);
       sendError(res, code, message, requestId, { status });
     } finally {
       this.#inflight--;
     }
+  }
+
+  /**
+   * The owner of the request's MCP session: undefined when the request has none (balanced), null when
+   * its session cannot be routed (unknown token or table entry: the client must initialise again).
+   * In stateless mode the token is stripped from the session id sent upstream.
+   */
+  #mcpSession(
+    mcp: CompiledMcpAffinity,
+    cluster: Cluster,
+    req: IncomingMessage,
+    headers: Record<string, string | string[]>,
+  ): McpSessionRoute | null | undefined {
+    const clientId = req.headers[SESSION_HEADER];
+    if (typeof clientId !== 'string' || clientId === '') return undefined;
+    const table = mcp.tableOf(cluster);
+    if (!mcp.stateless) {
+      const entry = table.get(clientId);
+      return entry === undefined ? null : { clientId, endpointId: entry.endpointId };
+    }
+    const dot = clientId.indexOf('.');
+    if (dot <= 0) return null;
+    const endpointId = this.#affinityState(cluster).tokens.get(clientId.slice(0, dot));
+    if (endpointId === undefined) return null;
+    headers[SESSION_HEADER] = clientId.slice(dot + 1);
+    // Counted for mcpSessions(), and its idle time refreshed; another proxy replica may have opened it.
+    if (table.get(clientId) === undefined) table.set(clientId, endpointId, undefined);
+    return { clientId, endpointId };
+  }
+
+  /** Learns sessions from an answer: a new session id (prefixed in stateless mode), an ended or unknown one. */
+  #mcpLearn(
+    mcp: CompiledMcpAffinity,
+    cluster: Cluster,
+    req: IncomingMessage,
+    response: ClusterResponse,
+    session: McpSessionRoute | undefined,
+  ): void {
+    const table = mcp.tableOf(cluster);
+    const issued = response.headers[SESSION_HEADER];
+    if (typeof issued === 'string' && issued !== '') {
+      const clientId = mcp.stateless ? `${this.#tokenOf(cluster, response.endpoint)}.${issued}` : issued;
+      response.headers[SESSION_HEADER] = clientId;
+      if (session === undefined) table.set(clientId, response.endpoint.id, undefined);
+    }
+    if (
+      session !== undefined &&
+      (response.statusCode === 404 || (req.method === 'DELETE' && response.statusCode < 300))
+    ) {
+      table.delete(session.clientId);
+    }
+  }
+
+  mcpSessions(): Record<string, Record<string, number>> {
+    const result: Record<string, Record<string, number>> = {};
+    if (this.#mcp === undefined) return result;
+    for (const [cluster, table] of this.#mcp.tables) {
+      const counts = table.countByEndpoint();
+      const own: Record<string, number> = {};
+      for (const endpoint of cluster.endpoints) own[endpoint.id] = counts.get(endpoint.id) ?? 0;
+      result[cluster.name] = own;
+    }
+    return result;
   }
 
   #upstreamHeaders(
@@ -821,6 +947,71 @@ class ReverseProxy implements Proxy {
       fail(status, code, message);
     }
   }
+}
+
+/** A request's MCP session: the id the client sent, and the endpoint that owns it. */
+interface McpSessionRoute {
+  readonly clientId: string;
+  readonly endpointId: string;
+}
+
+interface CompiledMcpAffinity {
+  readonly stateless: boolean;
+  readonly tables: Map<Cluster, SessionTable>;
+  readonly tableOf: (cluster: Cluster) => SessionTable;
+  readonly idempotentTools: ReadonlySet<string>;
+}
+
+function compileMcpAffinity(options: McpAffinity, clock: Clock): CompiledMcpAffinity {
+  if (options === null || typeof options !== 'object')
+    throw new TypeError(`sessionAffinity.mcp must be an object, got ${describeValue(options)}`);
+  checkKnownOptions(
+    options,
+    ['mode', 'maxSessions', 'sessionIdleMs', 'idempotentTools'],
+    'sessionAffinity.mcp',
+  );
+  const mode = options.mode ?? 'stateless';
+  if (mode !== 'stateless' && mode !== 'table')
+    throw new TypeError(
+      `sessionAffinity.mcp.mode must be 'stateless' or 'table', got ${describeValue(mode)}`,
+    );
+  const maxSessions = optionalNumber(options.maxSessions, 'sessionAffinity.mcp.maxSessions', 100_000, {
+    min: 1,
+    integer: true,
+  });
+  const idleMs = optionalDuration(options.sessionIdleMs, 'sessionAffinity.mcp.sessionIdleMs', 3_600_000);
+  const tools = options.idempotentTools ?? [];
+  if (!Array.isArray(tools) || !tools.every((tool) => typeof tool === 'string'))
+    throw new TypeError(
+      `sessionAffinity.mcp.idempotentTools must be an array of tool names, got ${describeValue(tools)}`,
+    );
+  const tables = new Map<Cluster, SessionTable>();
+  return {
+    stateless: mode === 'stateless',
+    tables,
+    tableOf: (cluster) => {
+      let table = tables.get(cluster);
+      if (table === undefined) {
+        table = new SessionTable({ maxSessions, idleMs, clock });
+        tables.set(cluster, table);
+      }
+      return table;
+    },
+    idempotentTools: new Set(tools),
+  };
+}
+
+/** True when every JSON-RPC message of a kept request body may be sent again on another replica. */
+function mcpRepeatable(mcp: CompiledMcpAffinity, body: Buffer): boolean {
+  const messages = parseMessages(body.toString('utf8'));
+  if (messages === undefined) return false;
+  for (const { method, name } of messages) {
+    if (method === undefined) return false;
+    if (method.startsWith('notifications/') || isSafeMethod(method)) continue;
+    if (method === 'tools/call' && name !== undefined && mcp.idempotentTools.has(name)) continue;
+    return false;
+  }
+  return true;
 }
 
 function checkRateLimit(value: ProxyRateLimit, option: string): CompiledRateLimit {

@@ -18,6 +18,10 @@ export interface RouteMatch {
   method?: string | readonly string[];
   /** Headers that must be present with these values (string: equal; RegExp: match). */
   headers?: Record<string, string | RegExp>;
+  /** The MCP method, from the `Mcp-Method` header that MCP clients send from revision 2026-07-28. */
+  mcpMethod?: string | RegExp;
+  /** The tool, prompt or resource, from the `Mcp-Name` header (revision 2026-07-28). */
+  mcpName?: string | RegExp;
 }
 
 /** One side of a traffic split. */
@@ -88,6 +92,13 @@ export function compileMatch(match: RouteMatch | undefined, option: string): Mat
   }
   if (match.headers !== undefined) {
     const headers = headerMatcher(match.headers, `${option}.headers`);
+    checks.push((req) => headers(req));
+  }
+  if (match.mcpMethod !== undefined || match.mcpName !== undefined) {
+    const mcp: Record<string, string | RegExp> = {};
+    if (match.mcpMethod !== undefined) mcp['mcp-method'] = match.mcpMethod;
+    if (match.mcpName !== undefined) mcp['mcp-name'] = match.mcpName;
+    const headers = headerMatcher(mcp, option);
     checks.push((req) => headers(req));
   }
   return (req, path) => {
