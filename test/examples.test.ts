@@ -26,6 +26,25 @@ const expectations: Record<string, (stdout: string) => void> = {
     ].map((m) => m[1]);
     expect(served).toEqual(['users-1', 'users-2', 'users-1', 'users-2']);
   },
+  'mcp-client.ts': (out) => {
+    for (const [i, replica] of ['a', 'b', 'c'].entries()) {
+      expect(out).toContain(`session ${i + 1}: ${Array(4).fill(`replica-${replica}`).join(' ')}`);
+    }
+    expect(out).toContain('stopped replica-a');
+    expect(out).toContain('event: a session of replica-a was lost (refused); the client was told 404');
+    expect(out).toMatch(/session 1 again: replica-[bc]/);
+    expect(out).toContain('session 2: replica-b');
+    expect(out).toMatch(/whoami: 16 calls, 1 failed/);
+    expect(out).toContain('done');
+  },
+  'mcp-proxy.ts': (out) => {
+    expect(out).toMatch(/first session: token [A-Za-z0-9_-]{16} \+ the server's id \(36 chars\)/);
+    expect(out).toContain('first: replica-a replica-a replica-a replica-a (through both proxies)');
+    expect(out).toContain('second: replica-b replica-b replica-b replica-b (through both proxies)');
+    expect(out).toMatch(/forged session: 404 \{"error":\{"code":"ESESSIONGONE"/);
+    expect(out).toContain('sessions seen by proxy 1: {"tools":{"replica-a":1,"replica-b":1}}');
+    expect(out).toContain('done');
+  },
   'rate-limit.ts': (out) => {
     for (let i = 1; i <= 5; i++) expect(out).toContain(`request ${i}: 200 remaining=${5 - i} hello`);
     expect(out).toContain('request 6: 429 remaining=0 retry-after=12s {"error":{"code":"ERATELIMITED"');

@@ -26,10 +26,7 @@ import { type Cluster, type ClusterFetchInit, servedBy } from '../cluster/Cluste
 import { type LatencySummary, LatencyWindow } from '../cluster/LatencyWindow.js';
 import { type Clock, systemClock } from '../core/clock.js';
 import { optionalDuration } from '../core/duration.js';
-import { isMcgravityError } from '../core/errors.js';
-import { failureKind } from '../core/failures.js';
 import { checkKnownOptions, describeValue, optionalNumber } from '../core/validate.js';
-import { tcpCheck } from '../health/HealthMonitor.js';
 import { type OwnerGoneReason, ownerGoneReason } from './ownerGone.js';
 import {
   isSafeMethod,
