@@ -2,7 +2,7 @@
  * Shared benchmark machinery: timing loops compiled per case (so each case gets its own monomorphic
  * call site, and an earlier case cannot slow a later one), allocation checks, and table printing.
  */
-import { execFileSync } from 'node:child_process';
+import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
 import os from 'node:os';
 import { fileURLToPath } from 'node:url';
 
@@ -134,4 +134,32 @@ export function registerCases(suite: string, run: (index: number) => unknown): v
       process.exit(1);
     },
   );
+}
+
+/**
+ * Starts `script` (TypeScript, under tsx) with `args` in its own process and resolves with the first
+ * line it prints that starts with `PORT` (`PORT <n>` or `PORTS <n> <n>…`), once it is ready.
+ */
+export function spawnTarget(script: string, args: string[]): Promise<{ child: ChildProcess; line: string }> {
+  const child = spawn(process.execPath, ['--import', 'tsx', script, ...args], {
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
+  return new Promise((resolve, reject) => {
+    let out = '';
+    child.stdout?.on('data', (chunk: Buffer) => {
+      out += chunk.toString();
+      const line = out.split('\n').find((l) => l.startsWith('PORT'));
+      if (line !== undefined) resolve({ child, line });
+    });
+    child.once('exit', (code) => reject(new Error(`${args[0]} exited with ${code}`)));
+  });
+}
+
+/** The median of `values` (the mean of the middle two for an even count). */
+export function median(values: readonly number[]): number {
+  const sorted = [...values].sort((a, b) => a - b);
+  const mid = sorted.length >> 1;
+  return sorted.length % 2 === 1
+    ? (sorted[mid] as number)
+    : ((sorted[mid - 1] as number) + (sorted[mid] as number)) / 2;
 }

@@ -7,13 +7,13 @@
  * its children, for nginx) spent per request, which the sharing of two cores disturbs far less, and
  * latency percentiles in microseconds from a second, 2 s closed-loop run of our own.
  */
-import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
+import { type ChildProcess, spawnSync } from 'node:child_process';
 import { readdirSync, readFileSync } from 'node:fs';
 import net from 'node:net';
 import { fileURLToPath } from 'node:url';
 import autocannon from 'autocannon';
 import { Pool } from 'undici';
-import { printTable } from './harness.js';
+import { median, printTable, spawnTarget } from './harness.js';
 
 const TARGETS = fileURLToPath(new URL('./proxyTargets.ts', import.meta.url));
 const CONNECTIONS = 32;
@@ -47,18 +47,7 @@ async function fineLatency(url: string, seconds: number): Promise<{ p50: number;
 }
 
 function start(args: string[]): Promise<{ child: ChildProcess; line: string }> {
-  const child = spawn(process.execPath, ['--import', 'tsx', TARGETS, ...args], {
-    stdio: ['ignore', 'pipe', 'inherit'],
-  });
-  return new Promise((resolve, reject) => {
-    let out = '';
-    child.stdout?.on('data', (chunk: Buffer) => {
-      out += chunk.toString();
-      const line = out.split('\n').find((l) => l.startsWith('PORT'));
-      if (line !== undefined) resolve({ child, line });
-    });
-    child.once('exit', (code) => reject(new Error(`${args[0]} exited with ${code}`)));
-  });
+  return spawnTarget(TARGETS, args);
 }
 
 function freePort(): Promise<number> {
@@ -127,14 +116,6 @@ async function measure(url: string, pid: number | undefined): Promise<Sample> {
     p50: fine.p50,
     p99: fine.p99,
   };
-}
-
-function median(values: readonly number[]): number {
-  const sorted = [...values].sort((a, b) => a - b);
-  const mid = sorted.length >> 1;
-  return sorted.length % 2 === 1
-    ? (sorted[mid] as number)
-    : ((sorted[mid - 1] as number) + (sorted[mid] as number)) / 2;
 }
 
 /** Runs the proxy benchmark and returns its table. */

@@ -1,10 +1,11 @@
 /**
- * `npm run bench [suite…]`: runs the benchmark suites and prints their tables. Suites: pick, disruption, resilience, proxy.
+ * `npm run bench [suite…]`: runs the benchmark suites and prints their tables. Suites: pick, disruption, resilience, proxy, mcp.
  * Run with `--expose-gc` (the npm script does) so heap figures start from a collected heap.
  */
 
 import { runDisruptionBench } from './disruption.js';
 import { machineLine } from './harness.js';
+import { runMcpBench } from './mcp.js';
 import { runPickBench } from './pick.js';
 import { runProxyBench } from './proxy.js';
 import { runResilienceBench } from './resilience.js';
@@ -14,6 +15,7 @@ const suites: Record<string, () => string | Promise<string>> = {
   disruption: runDisruptionBench,
   resilience: runResilienceBench,
   proxy: runProxyBench,
+  mcp: runMcpBench,
 };
 
 const wanted = process.argv.slice(2);
