@@ -109,43 +109,29 @@ describe('package', () => {
     expect(esm.stdout.trim()).toBe(EXPECTED_EXPORTS.join(','));
   });
 
-  it('serves mcgravity/mcp from both builds, without loading the MCP SDK', async () => {
-    const probe =
-      "console.log(typeof m.createMcpFetch, m.SESSION_HEADER, Object.keys(require.cache ?? {}).some((f) => f.includes('@modelcontextprotocol')))";
-    const cjs = await run(process.execPath, ['-e', `const m = require('mcgravity/mcp'); ${probe}`], {
-      cwd: root,
-    });
-    expect(cjs.stdout.trim()).toBe('function mcp-session-id false');
-    const esm = await run(
-      process.execPath,
-      [
-        '--input-type=module',
-        '-e',
-        "import { createMcpFetch } from 'mcgravity/mcp'; console.log(typeof createMcpFetch)",
-      ],
-      { cwd: root },
-    );
-    expect(esm.stdout.trim()).toBe('function');
-  });
-
-  it('serves mcgravity/redis from both builds, without loading ioredis', async () => {
-    const probe =
-      "console.log(typeof m.RedisStore, Object.keys(require.cache ?? {}).some((f) => f.includes('ioredis')))";
-    const cjs = await run(process.execPath, ['-e', `const m = require('mcgravity/redis'); ${probe}`], {
-      cwd: root,
-    });
-    expect(cjs.stdout.trim()).toBe('function false');
-    const esm = await run(
-      process.execPath,
-      [
-        '--input-type=module',
-        '-e',
-        "import { RedisStore } from 'mcgravity/redis'; console.log(typeof RedisStore)",
-      ],
-      { cwd: root },
-    );
-    expect(esm.stdout.trim()).toBe('function');
-  });
+  it.each([
+    ['mcp', 'createMcpFetch', '@modelcontextprotocol'],
+    ['redis', 'RedisStore', 'ioredis'],
+  ])(
+    'serves mcgravity/%s from both builds, without loading %s’s optional dependency',
+    async (subpath, name, dependency) => {
+      const probe = `console.log(typeof m.${name}, Object.keys(require.cache ?? {}).some((f) => f.includes('${dependency}')))`;
+      const cjs = await run(process.execPath, ['-e', `const m = require('mcgravity/${subpath}'); ${probe}`], {
+        cwd: root,
+      });
+      expect(cjs.stdout.trim()).toBe('function false');
+      const esm = await run(
+        process.execPath,
+        [
+          '--input-type=module',
+          '-e',
+          `import { ${name} } from 'mcgravity/${subpath}'; console.log(typeof ${name})`,
+        ],
+        { cwd: root },
+      );
+      expect(esm.stdout.trim()).toBe('function');
+    },
+  );
 
   it('works from the built CommonJS file', async () => {
     const script = `

@@ -7,9 +7,13 @@
 import { randomUUID } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
-import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
+import {
+  StreamableHTTPClientTransport,
+  StreamableHTTPError,
+} from '@modelcontextprotocol/sdk/client/streamableHttp.js';
 import { McpServer } from '@modelcontextprotocol/sdk/server/mcp.js';
 import { StreamableHTTPServerTransport } from '@modelcontextprotocol/sdk/server/streamableHttp.js';
+import { expect } from 'vitest';
 import { z } from 'zod';
 import { startUpstream, type Upstream } from './upstreams.js';
 
@@ -153,4 +157,29 @@ export async function whoami(client: Client, n?: number): Promise<string> {
   const result = await client.callTool({ name: 'whoami', arguments: n === undefined ? {} : { n } });
   const content = result.content as { type: string; text: string }[];
   return (JSON.parse(content[0]?.text ?? '{}') as { replica: string }).replica;
+}
+
+/**
+ * After replica `killed` died: sessions it owned get 404 from their next call, and a new session
+ * (made by `reconnect`, as an application does on 404) lands on `survivor`; the other sessions go on
+ * on `survivor` without an error.
+ */
+export async function expectKilledSessionsReinitialise(
+  sessions: readonly { client: Client }[],
+  owners: readonly string[],
+  killed: string,
+  survivor: string,
+  reconnect: () => Promise<{ client: Client }>,
+): Promise<void> {
+  for (const [i, { client }] of sessions.entries()) {
+    if (owners[i] !== killed) {
+      expect(await whoami(client)).toBe(survivor);
+      continue;
+    }
+    const failure = await whoami(client).catch((error: unknown) => error);
+    expect(failure).toBeInstanceOf(StreamableHTTPError);
+    expect((failure as StreamableHTTPError).code).toBe(404);
+    const again = await reconnect();
+    expect(await whoami(again.client)).toBe(survivor);
+  }
 }

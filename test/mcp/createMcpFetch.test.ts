@@ -1,8 +1,14 @@
-import { StreamableHTTPError } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
+import type { StreamableHTTPError } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
 import { afterEach, describe, expect, it } from 'vitest';
 import { type Cluster, type ClusterOptions, createCluster } from '../../src/cluster/Cluster.js';
 import { createMcpFetch, type McpFetchEvents } from '../../src/mcp/createMcpFetch.js';
-import { connectClient, type McpReplica, startMcpReplica, whoami } from '../helpers/mcp.js';
+import {
+  connectClient,
+  expectKilledSessionsReinitialise,
+  type McpReplica,
+  startMcpReplica,
+  whoami,
+} from '../helpers/mcp.js';
 import { closedPort, resettingUpstream } from '../helpers/upstreams.js';
 
 const cleanup: (() => Promise<unknown>)[] = [];
@@ -83,17 +89,7 @@ describe('createMcpFetch', () => {
     expect(new Set(owners)).toEqual(new Set(['a', 'b']));
 
     await (a as McpReplica).close();
-    for (const [i, { client }] of sessions.entries()) {
-      if (owners[i] === 'b') {
-        expect(await whoami(client)).toBe('b');
-        continue;
-      }
-      const failure = await whoami(client).catch((error: unknown) => error);
-      expect(failure).toBeInstanceOf(StreamableHTTPError);
-      expect((failure as StreamableHTTPError).code).toBe(404);
-      const again = await connect(fetch); // what an application does on 404: a new session
-      expect(await whoami(again.client)).toBe('b');
-    }
+    await expectKilledSessionsReinitialise(sessions, owners, 'a', 'b', () => connect(fetch));
     const moved = owners.filter((owner) => owner === 'a').length;
     expect(lost).toHaveLength(moved);
     expect(lost.every((info) => info.endpointId === 'a' && info.action === 'not-found')).toBe(true);

@@ -1,10 +1,16 @@
 import type { AddressInfo } from 'node:net';
-import { StreamableHTTPError } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
 import { afterEach, describe, expect, it } from 'vitest';
 import { type Cluster, type ClusterOptions, createCluster } from '../../src/cluster/Cluster.js';
 import { parseMessages } from '../../src/mcp/protocol.js';
 import { createProxy, type ProxyOptions } from '../../src/proxy/createProxy.js';
-import { connectClient, gate, type McpReplica, startMcpReplica, whoami } from '../helpers/mcp.js';
+import {
+  connectClient,
+  expectKilledSessionsReinitialise,
+  gate,
+  type McpReplica,
+  startMcpReplica,
+  whoami,
+} from '../helpers/mcp.js';
 
 const cleanup: (() => Promise<unknown>)[] = [];
 afterEach(async () => {
@@ -157,17 +163,7 @@ describe("createProxy with sessionAffinity: 'mcp'", () => {
     const owners = await Promise.all(sessions.map(({ client }) => whoami(client)));
     expect(new Set(owners)).toEqual(new Set(['a', 'b']));
     await two[0]?.close();
-    for (const [i, { client }] of sessions.entries()) {
-      if (owners[i] === 'b') {
-        expect(await whoami(client)).toBe('b');
-        continue;
-      }
-      const failure = await whoami(client).catch((error: unknown) => error);
-      expect(failure).toBeInstanceOf(StreamableHTTPError);
-      expect((failure as StreamableHTTPError).code).toBe(404);
-      const again = await connect(url);
-      expect(await whoami(again.client)).toBe('b');
-    }
+    await expectKilledSessionsReinitialise(sessions, owners, 'a', 'b', () => connect(url));
   });
 
   it('keeps a draining replica’s sessions and sends new sessions elsewhere', async () => {
