@@ -29,8 +29,8 @@ import { renderPrometheus } from '../observe/prometheus.js';
 /** Options of {@link createAdmin}. */
 export interface AdminOptions {
   clusters: Readonly<Record<string, Cluster>>;
-  /** A proxy whose in-flight count to report. */
-  proxy?: { readonly inflight: number };
+  /** A proxy whose in-flight count (and MCP sessions, with MCP affinity) to report. */
+  proxy?: { readonly inflight: number; mcpSessions?(): Record<string, Record<string, number>> };
   /** Rate limiters to report, by name. */
   limiters?: Readonly<Record<string, RateLimiter>>;
   /** Bearer token that mutations need; without one they are refused. */
@@ -181,7 +181,16 @@ export function createAdmin(options: AdminOptions): RequestListener {
         clusters: Object.fromEntries(
           Object.entries(clusters).map(([name, cluster]) => [name, cluster.stats()]),
         ),
-        ...(options.proxy === undefined ? {} : { proxy: { inflight: options.proxy.inflight } }),
+        ...(options.proxy === undefined
+          ? {}
+          : {
+              proxy: {
+                inflight: options.proxy.inflight,
+                ...(options.proxy.mcpSessions === undefined
+                  ? {}
+                  : { mcpSessions: options.proxy.mcpSessions() }),
+              },
+            }),
       });
     }
     const backends = /^\/api\/v1\/clusters\/([^/]+)\/backends(?:\/([^/]+)(\/drain)?)?$/.exec(path);

@@ -11,7 +11,8 @@ import type { RateLimiter } from '../limit/RateLimiter.js';
 export interface MetricsSources {
   clusters: Readonly<Record<string, Cluster>>;
   limiters?: Readonly<Record<string, RateLimiter>>;
-  proxy?: { readonly inflight: number };
+  /** A proxy: its requests in flight, and its MCP sessions per cluster and endpoint when it has MCP affinity. */
+  proxy?: { readonly inflight: number; mcpSessions?(): Record<string, Record<string, number>> };
 }
 
 type Labels = Readonly<Record<string, string>>;
@@ -213,6 +214,17 @@ export function renderPrometheus(sources: MetricsSources): string {
     out.family('mcgravity_proxy_inflight_requests', 'gauge', 'Requests the proxy is serving.', [
       [{}, sources.proxy.inflight],
     ]);
+    const sessions = Object.entries(sources.proxy.mcpSessions?.() ?? {}).flatMap(([cluster, byEndpoint]) =>
+      Object.entries(byEndpoint).map(([endpoint, count]): [Labels, number] => [{ cluster, endpoint }, count]),
+    );
+    if (sessions.length > 0) {
+      out.family(
+        'mcgravity_mcp_sessions',
+        'gauge',
+        'MCP sessions the proxy routed recently (within their idle time) and not ended.',
+        sessions,
+      );
+    }
   }
   return out.toString();
 }

@@ -42,7 +42,7 @@ async function setup() {
     createAdmin({
       clusters: { web, empty },
       limiters: { api: limiter },
-      proxy: { inflight: 3 },
+      proxy: { inflight: 3, mcpSessions: () => ({ mcp: { 'replica-1': 4, 'replica-2': 0 } }) },
       token: TOKEN,
     }),
   );
@@ -99,6 +99,10 @@ describe('createAdmin', () => {
       ]),
     );
     expect(family('mcgravity_proxy_inflight_requests').metrics[0]?.value).toBe('3');
+    expect(family('mcgravity_mcp_sessions').metrics).toEqual([
+      { labels: { cluster: 'mcp', endpoint: 'replica-1' }, value: '4' },
+      { labels: { cluster: 'mcp', endpoint: 'replica-2' }, value: '0' },
+    ]);
     expect(family('mcgravity_retries_total')).toBeDefined();
   });
 
@@ -114,7 +118,10 @@ describe('createAdmin', () => {
     });
     const performance = (await call(`${base}/api/v1/metrics/performance`)).json();
     expect(performance.clusters.web.requests).toBe(1);
-    expect(performance.proxy).toEqual({ inflight: 3 });
+    expect(performance.proxy).toEqual({
+      inflight: 3,
+      mcpSessions: { mcp: { 'replica-1': 4, 'replica-2': 0 } },
+    });
   });
 
   it('changes backends only with the bearer token', async () => {
