@@ -49,11 +49,16 @@ export class SessionTable<T = undefined> {
     return this.#sessions.size;
   }
 
-  /** Live sessions per endpoint id: O(sessions), for statistics and drains, not the request path. */
-  countByEndpoint(): Map<string, number> {
-    const counts = new Map<string, number>();
+  /**
+   * Live sessions of each of `endpoints`, by id (0 for none; sessions of other endpoints, removed
+   * ones, are not counted): O(sessions), for statistics and drains, not the request path.
+   */
+  countFor(endpoints: readonly { readonly id: string }[]): Record<string, number> {
+    const counts: Record<string, number> = {};
+    for (const endpoint of endpoints) counts[endpoint.id] = 0;
     for (const entry of this.#sessions.values()) {
-      counts.set(entry.endpointId, (counts.get(entry.endpointId) ?? 0) + 1);
+      const count = counts[entry.endpointId];
+      if (count !== undefined) counts[entry.endpointId] = count + 1;
     }
     return counts;
   }

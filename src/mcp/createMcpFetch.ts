@@ -29,7 +29,8 @@ import { optionalDuration } from '../core/duration.js';
 import { checkKnownOptions, describeValue, optionalNumber } from '../core/validate.js';
 import { type OwnerGoneReason, ownerGoneReason } from './ownerGone.js';
 import {
-  isSafeMethod,
+  idempotentToolsFrom,
+  isRepeatable,
   jsonRpcError,
   type McpMessage,
   PROTOCOL_VERSION_HEADER,
@@ -38,7 +39,7 @@ import {
   SESSION_NOT_FOUND,
   statsKey,
 } from './protocol.js';
-import { SessionTable } from './SessionTable.js';
+import { type SessionEntry, SessionTable } from './SessionTable.js';
 import { type RpcOutcome, watchResponse } from './watchResponse.js';
 
 /** Options of {@link createMcpFetch}. */
@@ -123,6 +124,19 @@ interface SessionData {
   serverSessionId: string | undefined;
 }
 
+/** One call as the fetch saw it going out, for what it does with the answer. */
+interface Call {
+  readonly path: string;
+  readonly init: ClusterFetchInit;
+  /** The call's single JSON-RPC message (a batch has none), and its tool for `tools/call`. */
+  readonly only: McpMessage | undefined;
+  readonly tool: string | undefined;
+  readonly counters: MethodCounters | undefined;
+  readonly started: number;
+  /** The session id as the client knows it. */
+  readonly clientSession: string | undefined;
+}
+
 interface MethodCounters {
   requests: number;
   errors: number;
@@ -177,16 +191,7 @@ class McpClientFetch {
         `onOwnerGone must be 'not-found' or 'reinitialize', got ${describeValue(onOwnerGone)}`,
       );
     this.#reinitialize = onOwnerGone === 'reinitialize';
-    const tools = options.idempotentTools ?? [];
-    if (typeof tools === 'function') this.#idempotentTool = tools;
-    else if (Array.isArray(tools) && tools.every((tool) => typeof tool === 'string')) {
-      const set = new Set(tools);
-      this.#idempotentTool = (tool) => set.has(tool);
-    } else {
-      throw new TypeError(
-        `idempotentTools must be an array of tool names or a function, got ${describeValue(tools)}`,
-      );
-    }
+    this.#idempotentTool = idempotentToolsFrom(options.idempotentTools, 'idempotentTools');
     const breaker = options.toolBreaker ?? false;
     if (breaker !== false && (breaker === null || typeof breaker !== 'object'))
       throw new TypeError(
@@ -233,15 +238,26 @@ class McpClientFetch {
       method,
       headers,
       body,
-      idempotent: messages === undefined ? method === 'GET' : messages.every((m) => this.#repeatable(m)),
+      idempotent:
+        messages === undefined
+          ? method === 'GET'
+          : messages.every((m) => isRepeatable(m, this.#idempotentTool)),
       ...(request !== undefined && init.body === undefined && body !== null ? { duplex: 'half' } : {}),
       ...(request?.signal !== undefined && init.signal === undefined ? { signal: request.signal } : {}),
       ...(session === undefined ? {} : { pin: session.endpointId }),
       ...(exclude === undefined ? {} : { exclude }),
     };
-    const started = this.#clock.now();
     const counters = only?.id !== undefined ? this.#counters(statsKey(only)) : undefined;
     if (counters !== undefined) counters.requests++;
+    const call: Call = {
+      path,
+      init: fetchInit,
+      only,
+      tool,
+      counters,
+      started: this.#clock.now(),
+      clientSession,
+    };
 
     let response: Response;
     try {
@@ -250,7 +266,7 @@ class McpClientFetch {
       const gone =
         session === undefined ? undefined : await ownerGoneReason(this.#cluster, session.endpointId, error);
       if (gone !== undefined && clientSession !== undefined && session !== undefined) {
-        return this.#ownerGone(clientSession, session.endpointId, gone, path, fetchInit, counters, started);
+        return this.#ownerGone(call, clientSession, session, gone);
       }
       if (counters !== undefined) counters.errors++;
       if (tool !== undefined && session !== undefined) this.#breaker(session.endpointId, tool).onFailure();
@@ -260,15 +276,7 @@ class McpClientFetch {
 
     if (response.status === 404 && clientSession !== undefined && session !== undefined) {
       await response.body?.cancel();
-      return this.#ownerGone(
-        clientSession,
-        session.endpointId,
-        'not-found',
-        path,
-        fetchInit,
-        counters,
-        started,
-      );
+      return this.#ownerGone(call, clientSession, session, 'not-found');
     }
     if (method === 'DELETE' && clientSession !== undefined && response.status < 500) {
       this.#sessions.delete(clientSession);
@@ -288,7 +296,7 @@ class McpClientFetch {
       });
       this.events.emit('session:opened', { sessionId: issued, endpointId });
     }
-    return this.#observe(response, only, counters, started, endpointId, tool, clientSession, session?.data);
+    return this.#observe(response, call, endpointId, session?.data);
   }
 
   stats(): McpFetchStats {
@@ -307,28 +315,15 @@ class McpClientFetch {
     }
     // Sessions of a removed endpoint stay in the table until their next request answers 404 (with an
     // event) or they expire; they are not counted.
-    const byEndpoint: Record<string, number> = {};
+    const byEndpoint = this.#sessions.countFor(this.#cluster.endpoints);
     let sessions = 0;
-    const counts = this.#sessions.countByEndpoint();
-    for (const endpoint of this.#cluster.endpoints) {
-      const count = counts.get(endpoint.id) ?? 0;
-      byEndpoint[endpoint.id] = count;
-      sessions += count;
-    }
+    for (const count of Object.values(byEndpoint)) sessions += count;
     return {
       sessions,
       sessionsByEndpoint: byEndpoint,
       methods,
       openToolCircuits,
     };
-  }
-
-  /** True when a message may be sent again on another replica after a failure. */
-  #repeatable(message: McpMessage): boolean {
-    const method = message.method;
-    if (method === undefined) return false; // an answer to the server: once only
-    if (method.startsWith('notifications/') || isSafeMethod(method)) return true;
-    return method === 'tools/call' && message.name !== undefined && this.#idempotentTool(message.name);
   }
 
   /**
@@ -338,14 +333,11 @@ class McpClientFetch {
    */
   #observe(
     response: Response,
-    only: McpMessage | undefined,
-    counters: MethodCounters | undefined,
-    started: number,
+    call: Call,
     endpointId: string | undefined,
-    tool: string | undefined,
-    clientSession: string | undefined,
     moved: SessionData | undefined,
   ): Response {
+    const { only, tool, counters, started, clientSession } = call;
     const renamed = moved?.serverSessionId !== undefined && response.headers.has(SESSION_HEADER);
     const breaker =
       tool !== undefined && endpointId !== undefined && this.#breakerOptions !== false
@@ -386,17 +378,15 @@ class McpClientFetch {
 
   /** The owner of a session is gone: answer 404, or move the session and send the request again. */
   async #ownerGone(
+    call: Call,
     clientSession: string,
-    endpointId: string,
+    session: SessionEntry<SessionData>,
     reason: OwnerGoneReason | 'not-found',
-    path: string,
-    init: ClusterFetchInit,
-    counters: MethodCounters | undefined,
-    started: number,
   ): Promise<Response> {
-    const session = this.#sessions.get(clientSession);
+    const { path, init } = call;
+    const endpointId = session.endpointId;
     this.#sessions.delete(clientSession);
-    if (this.#reinitialize && session?.data.handshake !== undefined) {
+    if (this.#reinitialize && session.data.handshake !== undefined) {
       const moved = await this.#replayHandshake(path, session.data.handshake, init, endpointId);
       if (moved !== undefined) {
         const data: SessionData = { handshake: session.data.handshake, serverSessionId: moved.sessionId };
@@ -412,14 +402,11 @@ class McpClientFetch {
         headers.set(SESSION_HEADER, moved.sessionId);
         const { exclude: _exclude, ...rest } = init;
         const response = await this.#cluster.fetch(path, { ...rest, headers, pin: moved.endpointId });
-        const parsed = typeof init.body === 'string' ? parseMessages(init.body) : undefined;
-        const only = parsed?.length === 1 ? parsed[0] : undefined;
-        const tool = only?.method === 'tools/call' ? only.name : undefined;
-        return this.#observe(response, only, counters, started, moved.endpointId, tool, clientSession, data);
+        return this.#observe(response, call, moved.endpointId, data);
       }
     }
     this.events.emit('session:lost', { sessionId: clientSession, endpointId, reason, action: 'not-found' });
-    if (counters !== undefined) counters.errors++;
+    if (call.counters !== undefined) call.counters.errors++;
     return new Response(jsonRpcError(SESSION_NOT_FOUND, 'Session not found'), {
       status: 404,
       headers: { 'content-type': 'application/json' },

@@ -14,6 +14,8 @@
  * fetch both use them.
  */
 
+import { describeValue } from '../core/validate.js';
+
 /** Request header and response header carrying the session id. */
 export const SESSION_HEADER = 'mcp-session-id';
 /** Request header naming the JSON-RPC method (revision 2026-07-28). */
@@ -39,6 +41,31 @@ const SAFE_METHODS = new Set([
 /** True when a method may be repeated: the list above and every `…/list`. */
 export function isSafeMethod(method: string): boolean {
   return SAFE_METHODS.has(method) || method.endsWith('/list');
+}
+
+/**
+ * True when a message may be sent again on another replica after a failure: a safe method, a
+ * notification, or `tools/call` of a tool `idempotentTool` accepts; never an answer to the server.
+ */
+export function isRepeatable(message: McpMessage, idempotentTool: (tool: string) => boolean): boolean {
+  const method = message.method;
+  if (method === undefined) return false;
+  if (method.startsWith('notifications/') || isSafeMethod(method)) return true;
+  return method === 'tools/call' && message.name !== undefined && idempotentTool(message.name);
+}
+
+/** Checks an `idempotentTools` option (tool names, or a function) and makes it a predicate. */
+export function idempotentToolsFrom(
+  value: readonly string[] | ((tool: string) => boolean) | undefined,
+  option: string,
+): (tool: string) => boolean {
+  if (typeof value === 'function') return value;
+  if (value === undefined) return () => false;
+  if (Array.isArray(value) && value.every((tool) => typeof tool === 'string')) {
+    const tools = new Set(value);
+    return (tool) => tools.has(tool);
+  }
+  throw new TypeError(`${option} must be an array of tool names or a function, got ${describeValue(value)}`);
 }
 
 /** One JSON-RPC message of a POST body, as far as routing and statistics need it. */

@@ -28,7 +28,7 @@ import { checkKnownOptions, describeValue, optionalFunction, optionalNumber } fr
 import { setRateLimitHeaders } from '../limit/headers.js';
 import type { RateLimiter } from '../limit/RateLimiter.js';
 import { ownerGoneReason } from '../mcp/ownerGone.js';
-import { isSafeMethod, parseMessages, SESSION_HEADER } from '../mcp/protocol.js';
+import { idempotentToolsFrom, isRepeatable, parseMessages, SESSION_HEADER } from '../mcp/protocol.js';
 import { SessionTable } from '../mcp/SessionTable.js';
 import { endToEnd, responseHeaders } from './headers.js';
 import { IdleSweeper, type Watched } from './IdleSweeper.js';
@@ -60,8 +60,8 @@ export interface McpAffinity {
   maxSessions?: number;
   /** A session unused this long is forgotten. @default 3_600_000 (1 h) */
   sessionIdleMs?: number | string;
-  /** Tools whose `tools/call` may be retried on another replica. */
-  idempotentTools?: readonly string[];
+  /** Tools whose `tools/call` may be retried on another replica: names, or a function. */
+  idempotentTools?: readonly string[] | ((tool: string) => boolean);
 }
 
 /** Rate limiting in the proxy. */
@@ -644,12 +644,7 @@ class ReverseProxy implements Proxy {
   mcpSessions(): Record<string, Record<string, number>> {
     const result: Record<string, Record<string, number>> = {};
     if (this.#mcp === undefined) return result;
-    for (const [cluster, table] of this.#mcp.tables) {
-      const counts = table.countByEndpoint();
-      const own: Record<string, number> = {};
-      for (const endpoint of cluster.endpoints) own[endpoint.id] = counts.get(endpoint.id) ?? 0;
-      result[cluster.name] = own;
-    }
+    for (const [cluster, table] of this.#mcp.tables) result[cluster.name] = table.countFor(cluster.endpoints);
     return result;
   }
 
@@ -959,7 +954,7 @@ interface CompiledMcpAffinity {
   readonly stateless: boolean;
   readonly tables: Map<Cluster, SessionTable>;
   readonly tableOf: (cluster: Cluster) => SessionTable;
-  readonly idempotentTools: ReadonlySet<string>;
+  readonly idempotentTool: (tool: string) => boolean;
 }
 
 function compileMcpAffinity(options: McpAffinity, clock: Clock): CompiledMcpAffinity {
@@ -980,11 +975,7 @@ function compileMcpAffinity(options: McpAffinity, clock: Clock): CompiledMcpAffi
     integer: true,
   });
   const idleMs = optionalDuration(options.sessionIdleMs, 'sessionAffinity.mcp.sessionIdleMs', 3_600_000);
-  const tools = options.idempotentTools ?? [];
-  if (!Array.isArray(tools) || !tools.every((tool) => typeof tool === 'string'))
-    throw new TypeError(
-      `sessionAffinity.mcp.idempotentTools must be an array of tool names, got ${describeValue(tools)}`,
-    );
+  const idempotentTool = idempotentToolsFrom(options.idempotentTools, 'sessionAffinity.mcp.idempotentTools');
   const tables = new Map<Cluster, SessionTable>();
   return {
     stateless: mode === 'stateless',
@@ -997,21 +988,14 @@ function compileMcpAffinity(options: McpAffinity, clock: Clock): CompiledMcpAffi
       }
       return table;
     },
-    idempotentTools: new Set(tools),
+    idempotentTool,
   };
 }
 
 /** True when every JSON-RPC message of a kept request body may be sent again on another replica. */
 function mcpRepeatable(mcp: CompiledMcpAffinity, body: Buffer): boolean {
   const messages = parseMessages(body.toString('utf8'));
-  if (messages === undefined) return false;
-  for (const { method, name } of messages) {
-    if (method === undefined) return false;
-    if (method.startsWith('notifications/') || isSafeMethod(method)) continue;
-    if (method === 'tools/call' && name !== undefined && mcp.idempotentTools.has(name)) continue;
-    return false;
-  }
-  return true;
+  return messages?.every((message) => isRepeatable(message, mcp.idempotentTool)) === true;
 }
 
 function checkRateLimit(value: ProxyRateLimit, option: string): CompiledRateLimit {
