@@ -39,6 +39,11 @@ export {
 } from './cluster/Cluster.js';
 export type { LatencySummary } from './cluster/LatencyWindow.js';
 export type { EndpointStats } from './cluster/ManagedEndpoint.js';
+export type {
+  ClusterStreamFactory,
+  ClusterStreamHead,
+  ClusterStreamResult,
+} from './cluster/ResponseRelay.js';
 export { type Clock, type RandomSource, systemClock, systemRandom } from './core/clock.js';
 export { type Duration, parseDuration } from './core/duration.js';
 export {

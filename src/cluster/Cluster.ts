@@ -38,6 +38,12 @@ import { RetryBudget } from '../retry/RetryBudget.js';
 import { isIdempotentMethod, type RetryOptions, RetryPolicy } from '../retry/RetryPolicy.js';
 import { type LatencySummary, LatencyWindow } from './LatencyWindow.js';
 import { type EndpointStats, ManagedEndpoint } from './ManagedEndpoint.js';
+import {
+  type ClusterStreamFactory,
+  type ClusterStreamResult,
+  type RelayHost,
+  ResponseRelay,
+} from './ResponseRelay.js';
 
 /** Options of {@link createCluster}. */
 export interface ClusterOptions {
@@ -184,6 +190,15 @@ const NO_KEY: PickContext = Object.freeze({});
 
 /** Stands for "no signal": passing none to undici saves it an abort listener per request. */
 const NO_SIGNAL = neverAborted;
+
+/** One call's attempt function and what its retries need to know. */
+interface RetryingCall<T> {
+  readonly attempt: (signal: AbortSignal) => Promise<T>;
+  readonly idempotent: boolean;
+  readonly signal: AbortSignal | undefined;
+  readonly tried: ReadonlySet<string>;
+  readonly pin: string | undefined;
+}
 
 /** A status, a local failure, an unclassified error, or a call the caller abandoned (counts neither way). */
 type Outcome = number | 'connect-failure' | 'reset' | 'timeout' | 'error' | 'abandoned';
@@ -418,7 +433,7 @@ export class Cluster extends EventEmitter<ClusterEvents> {
         endpoint.inflight--;
       }
     };
-    return this.#withRetries(attempt, options.idempotent === true, options.signal);
+    return this.#withRetries(attempt, options.idempotent === true, options.signal, tried);
   }
 
   /**
@@ -428,25 +443,16 @@ export class Cluster extends EventEmitter<ClusterEvents> {
    * reached the caller.
    */
   request(options: ClusterRequestOptions): Promise<ClusterResponse> {
-    if (
-      options === null ||
-      typeof options !== 'object' ||
-      typeof options.path !== 'string' ||
-      !options.path.startsWith('/')
-    ) {
-      return Promise.reject(new TypeError('request() needs a path starting with "/"'));
-    }
-    const method = (options.method ?? 'GET').toUpperCase();
-    const body = options.body ?? null;
-    const replayable = body === null || typeof body === 'string' || body instanceof Uint8Array;
-    const idempotent = replayable && (options.idempotent ?? isIdempotentMethod(method));
+    const shape = requestShape(options, 'request');
+    if (shape instanceof TypeError) return Promise.reject(shape);
+    const { method, body, idempotent } = shape;
     const tried = new Set<string>(options.exclude);
     const attempt = async (signal: AbortSignal): Promise<ClusterResponse> => {
       const endpoint = this.#acquire(options.key, tried, options.prefer, options.pin);
       const started = this.#clock.now();
+      this.#admitToPool(endpoint, started, signal);
       let response: Dispatcher.ResponseData;
       try {
-        endpoint.pool.admit();
         response = await endpoint.pool.dispatcher.request({
           method: method as Dispatcher.HttpMethod,
           path: options.path,
@@ -456,9 +462,7 @@ export class Cluster extends EventEmitter<ClusterEvents> {
           ...(options.headersTimeoutMs === undefined ? {} : { headersTimeout: options.headersTimeoutMs }),
         });
       } catch (error) {
-        endpoint.inflight--;
-        endpoint.pool.finish();
-        this.#settle(endpoint, outcomeOf(error, signal), started);
+        this.#relayHost.failed(endpoint, error, started, signal);
         throw error;
       }
       this.#settle(endpoint, response.statusCode, started);
@@ -467,14 +471,65 @@ export class Cluster extends EventEmitter<ClusterEvents> {
       // an upstream that breaks mid-body, or a body destroyed unread, from crashing the process;
       // whoever reads the body still sees the error.
       const responseBody = response.body;
-      responseBody.once('close', () => {
-        endpoint.inflight--;
-        endpoint.pool.finish();
-      });
+      responseBody.once('close', () => this.#relayHost.released(endpoint));
       responseBody.on('error', ignoreError);
       return { statusCode: response.statusCode, headers: response.headers, body: response.body, endpoint };
     };
-    return this.#withRetries(attempt, idempotent, options.signal);
+    return this.#withRetries(attempt, idempotent, options.signal, tried, options.pin);
+  }
+
+  /**
+   * An HTTP request to a picked endpoint whose answer is written straight into a Writable, undici
+   * `stream()` style: when the final answer's headers arrive, `factory` gets its status, headers and
+   * endpoint and returns the Writable (a `ServerResponse`, say), and the body is written into it as it
+   * arrives, with backpressure, and ended. No body stream stands in between, which makes this the
+   * cheapest way to relay an answer (the proxy's path). Retried on another endpoint as the retry
+   * policy allows: an answer that might be retried is held, unread, until the policy decides, and
+   * `factory` only ever sees the one that is kept.
+   *
+   * Resolves once the Writable has finished (its `'close'` after `'finish'`). Rejects when no answer
+   * came (as `request()` does), or when either side broke after it started: the upstream (the
+   * Writable is destroyed, so a truncated answer never looks whole) or the Writable (closed early, as
+   * a client that leaves; the upstream request is aborted), with `EABORTED`. A Writable already
+   * destroyed when `factory` returns it aborts the upstream request at once.
+   */
+  stream(options: ClusterRequestOptions, factory: ClusterStreamFactory): Promise<ClusterStreamResult> {
+    const shape = requestShape(options, 'stream');
+    if (shape instanceof TypeError) return Promise.reject(shape);
+    if (typeof factory !== 'function')
+      return Promise.reject(new TypeError('stream() needs a factory function'));
+    const { method, body, idempotent } = shape;
+    const tried = new Set<string>(options.exclude);
+    const dispatchOptions: Dispatcher.DispatchOptions = {
+      method: method as Dispatcher.HttpMethod,
+      path: options.path,
+      headers: options.headers ?? {},
+      body,
+      ...(options.headersTimeoutMs === undefined ? {} : { headersTimeout: options.headersTimeoutMs }),
+    };
+    const attempt = (signal: AbortSignal): Promise<ResponseRelay> =>
+      new Promise<ResponseRelay>((resolve, reject) => {
+        const endpoint = this.#acquire(options.key, tried, options.prefer, options.pin);
+        const started = this.#clock.now();
+        try {
+          this.#admitToPool(endpoint, started, signal);
+        } catch (error) {
+          reject(error);
+          return;
+        }
+        const relay = new ResponseRelay(
+          this.#relayHost,
+          endpoint,
+          started,
+          factory,
+          idempotent,
+          signal === NO_SIGNAL ? undefined : signal,
+          resolve,
+          reject,
+        );
+        endpoint.pool.dispatcher.dispatch(dispatchOptions, relay);
+      });
+    return this.#withRetries(attempt, idempotent, options.signal, tried, options.pin).then(acceptRelay);
   }
 
   /**
@@ -535,7 +590,7 @@ export class Cluster extends EventEmitter<ClusterEvents> {
       served.set(response, endpoint);
       return response;
     };
-    return this.#withRetries(attempt, idempotent, init.signal ?? request?.signal ?? undefined);
+    return this.#withRetries(attempt, idempotent, init.signal ?? request?.signal ?? undefined, tried, pin);
   }
 
   /** Counters, latency percentiles over the recent window, and every endpoint's state. */
@@ -638,6 +693,35 @@ export class Cluster extends EventEmitter<ClusterEvents> {
     const endpoint = this.#endpoints.get(id);
     if (endpoint === undefined) throw new TypeError(`cluster ${this.name} has no endpoint "${id}"`);
     return endpoint;
+  }
+
+  /** What requests report back: one object for the cluster, so a request allocates no callbacks. */
+  readonly #relayHost: RelayHost = {
+    answered: (endpoint, statusCode, started) => this.#settle(endpoint, statusCode, started),
+    failed: (endpoint, error, started, signal) => {
+      endpoint.inflight--;
+      endpoint.pool.finish();
+      this.#settle(endpoint, outcomeOf(error, signal), started);
+    },
+    released: (endpoint) => {
+      endpoint.inflight--;
+      endpoint.pool.finish();
+    },
+    mightRetry: (head, idempotent) => this.#retry?.wouldRetry(head, idempotent) === true,
+  };
+
+  /**
+   * Counts the request in the endpoint's pool, or, when its queue is full, undoes the pick and
+   * throws EOVERLOADED.
+   */
+  #admitToPool(endpoint: ManagedEndpoint, started: number, signal: AbortSignal): void {
+    try {
+      endpoint.pool.admit();
+    } catch (error) {
+      endpoint.inflight--;
+      this.#settle(endpoint, outcomeOf(error, signal), started);
+      throw error;
+    }
   }
 
   /** Recomputes the eligible set, panic mode and slow-start weights, and hands them to the balancer. */
@@ -782,47 +866,96 @@ export class Cluster extends EventEmitter<ClusterEvents> {
     }
   }
 
+  /** True when a retry would find an eligible endpoint not tried yet (never for a pinned request). */
+  #untriedLeft(tried: ReadonlySet<string>, pin: string | undefined): boolean {
+    if (pin !== undefined) return false;
+    for (const id of this.#eligible) if (!tried.has(id)) return true;
+    return false;
+  }
+
   #withRetries<T>(
     attempt: (signal: AbortSignal) => Promise<T>,
     idempotent: boolean,
     signal: AbortSignal | undefined,
+    tried: ReadonlySet<string>,
+    pin?: string,
   ): Promise<T> {
     if (this.#closed) return Promise.reject(new McgravityError('ECLOSED', `cluster ${this.name} is closed`));
-    if (this.#retry === undefined) return attempt(signal ?? NO_SIGNAL);
-    // A retry that finds no endpoint left to try ends the retries; the caller then sees the failure
-    // that made it retry (a refused connection, 502), not the empty cluster (503).
     const retry = this.#retry;
-    let lastFailure: unknown;
-    const tracked = (attemptSignal: AbortSignal): Promise<T> =>
-      attempt(attemptSignal).catch((error: unknown) => {
-        if (!isMcgravityError(error, 'ENOUPSTREAM')) lastFailure = error;
-        throw error;
-      });
-    const surface = (error: unknown): never => {
-      throw isMcgravityError(error, 'ENOUPSTREAM') && lastFailure !== undefined ? lastFailure : error;
-    };
-    const options = { idempotent, ...(signal === undefined ? {} : { signal }) };
-    const again = ({ signal: attemptSignal }: { signal: AbortSignal }) => tracked(attemptSignal);
-    if (retry.perTryTimeoutMs > 0) return retry.execute(again, options).catch(surface);
+    if (retry === undefined) return attempt(signal ?? NO_SIGNAL);
+    const call: RetryingCall<T> = { attempt, idempotent, signal, tried, pin };
+    if (retry.perTryTimeoutMs > 0) return this.#retrying(retry, undefined, call);
     // Fast path: the first attempt runs outside the retry machinery, which only a failure (or a
     // retryable status) enters. The request still counts in the retry budget's share.
     const budget = retry.budget;
     budget?.begin();
-    const end = () => budget?.end();
-    return tracked(signal ?? NO_SIGNAL).then(
+    return attempt(signal ?? NO_SIGNAL).then(
       (value) => {
         if (!retry.wouldRetry(value, idempotent)) {
-          end();
+          budget?.end();
           return value;
         }
-        return retry.resume({ value }, again, options).catch(surface).finally(end);
+        return this.#retrying(retry, { value }, call).finally(() => budget?.end());
       },
-      (error: unknown) => retry.resume<T>({ error }, again, options).catch(surface).finally(end),
+      (error: unknown) => this.#retrying<T>(retry, { error }, call).finally(() => budget?.end()),
     );
+  }
+
+  /**
+   * The retry machinery, entered after a first attempt that failed (or before any, with a per-try
+   * timeout). Retries stop when no endpoint is left to try; a retry that still finds none (a race)
+   * surfaces the failure that made it retry (a refused connection, 502), not the empty cluster (503).
+   */
+  #retrying<T>(
+    retry: RetryPolicy,
+    first: { readonly value: T } | { readonly error: unknown } | undefined,
+    call: RetryingCall<T>,
+  ): Promise<T> {
+    let lastFailure =
+      first !== undefined && 'error' in first && !isMcgravityError(first.error, 'ENOUPSTREAM')
+        ? first.error
+        : undefined;
+    const again = ({ signal }: { signal: AbortSignal }): Promise<T> =>
+      call.attempt(signal).catch((error: unknown) => {
+        if (!isMcgravityError(error, 'ENOUPSTREAM')) lastFailure = error;
+        throw error;
+      });
+    const options = {
+      idempotent: call.idempotent,
+      canRetry: () => this.#untriedLeft(call.tried, call.pin),
+      ...(call.signal === undefined ? {} : { signal: call.signal }),
+    };
+    const run = first === undefined ? retry.execute(again, options) : retry.resume(first, again, options);
+    return run.catch((error: unknown) => {
+      throw isMcgravityError(error, 'ENOUPSTREAM') && lastFailure !== undefined ? lastFailure : error;
+    });
   }
 }
 
 function ignoreError(): void {}
+
+/** Method, body and idempotency of a request() or stream() call, or the TypeError its options earn. */
+function requestShape(
+  options: ClusterRequestOptions,
+  caller: string,
+): { method: string; body: string | Uint8Array | Readable | null; idempotent: boolean } | TypeError {
+  if (
+    options === null ||
+    typeof options !== 'object' ||
+    typeof options.path !== 'string' ||
+    !options.path.startsWith('/')
+  ) {
+    return new TypeError(`${caller}() needs a path starting with "/"`);
+  }
+  const method = (options.method ?? 'GET').toUpperCase();
+  const body = options.body ?? null;
+  const replayable = body === null || typeof body === 'string' || body instanceof Uint8Array;
+  return { method, body, idempotent: replayable && (options.idempotent ?? isIdempotentMethod(method)) };
+}
+
+function acceptRelay(relay: ResponseRelay): Promise<ClusterStreamResult> {
+  return relay.accept();
+}
 
 /** Closes pools gracefully, destroying them (cutting what is still open) after `timeoutMs`. */
 async function closePools(pools: readonly Pool[], timeoutMs: number): Promise<void> {
@@ -852,6 +985,10 @@ function outcomeOf(error: unknown, signal: AbortSignal): Outcome {
 
 /** Releases a response dropped for a retry: drains an undici body or cancels a fetch body. */
 function discardBody(value: unknown): void {
+  if (value instanceof ResponseRelay) {
+    value.discard();
+    return;
+  }
   const body = (value as { body?: unknown })?.body;
   if (body === null || typeof body !== 'object') return;
   if (typeof (body as { dump?: unknown }).dump === 'function') {

@@ -14,12 +14,8 @@ import http, { type IncomingMessage, type Server, type ServerResponse } from 'no
 import type { Duplex } from 'node:stream';
 import { Transform } from 'node:stream';
 import { MaglevBalancer } from '../balancer/MaglevBalancer.js';
-import {
-  type Cluster,
-  type ClusterOptions,
-  type ClusterResponse,
-  createCluster,
-} from '../cluster/Cluster.js';
+import { type Cluster, type ClusterOptions, createCluster } from '../cluster/Cluster.js';
+import type { ClusterStreamHead } from '../cluster/ResponseRelay.js';
 import { type Clock, type RandomSource, systemClock, systemRandom } from '../core/clock.js';
 import { optionalDuration } from '../core/duration.js';
 import type { Endpoint } from '../core/endpoint.js';
@@ -552,25 +548,40 @@ class ReverseProxy implements Proxy {
         body = this.#limitBody(req, res, requestId, route.sweeper);
       }
       const affinity = this.#affinityFor(cluster, req, client);
-      const response = await cluster.request({
-        method: req.method ?? 'GET',
-        path: upstreamPath,
-        headers,
-        body,
-        ...(affinity.key === undefined ? {} : { key: affinity.key }),
-        ...(affinity.prefer === undefined ? {} : { prefer: affinity.prefer }),
-        ...(session === undefined ? {} : { pin: session.endpointId }),
-        ...(mcp !== undefined && Buffer.isBuffer(body) && mcpRepeatable(mcp, body)
-          ? { idempotent: true }
-          : {}),
-        headersTimeoutMs: route.firstByteMs,
-      });
-      if (mcp !== undefined) this.#mcpLearn(mcp, cluster, req, response, session);
-      if (res.destroyed) {
-        response.body.destroy(); // the client left while the upstream was thinking
-        return;
+      const sweeper = route.sweeper;
+      let watched: Watched | undefined;
+      try {
+        await cluster.stream(
+          {
+            method: req.method ?? 'GET',
+            path: upstreamPath,
+            headers,
+            body,
+            ...(affinity.key === undefined ? {} : { key: affinity.key }),
+            ...(affinity.prefer === undefined ? {} : { prefer: affinity.prefer }),
+            ...(session === undefined ? {} : { pin: session.endpointId }),
+            ...(mcp !== undefined && Buffer.isBuffer(body) && mcpRepeatable(mcp, body)
+              ? { idempotent: true }
+              : {}),
+            headersTimeoutMs: route.firstByteMs,
+          },
+          (head) => {
+            if (mcp !== undefined) this.#mcpLearn(mcp, cluster, req, head, session);
+            // A client gone while the upstream was thinking: the destroyed response stops the upstream.
+            if (res.destroyed) return res;
+            this.#writeHead(res, head, cluster, affinity.cookieToken);
+            // The body moves while bytes are relayed; both a silent upstream and a client that stops
+            // reading stall it. The sweeper reads the count, so a chunk costs nothing here.
+            watched = sweeper.watch(
+              () => res.destroy(), // the relay sees the response closed early and aborts the upstream
+              () => head.bytesRelayed,
+            );
+            return res;
+          },
+        );
+      } finally {
+        if (watched !== undefined) sweeper.unwatch(watched);
       }
-      await this.#respond(res, response, cluster, affinity.cookieToken, route.sweeper);
     } catch (error) {
       // Gone, or already answered (413 for a body cut off while streaming): nothing more to say.
       if (res.destroyed || res.writableEnded) return;
@@ -623,7 +634,7 @@ class ReverseProxy implements Proxy {
     mcp: CompiledMcpAffinity,
     cluster: Cluster,
     req: IncomingMessage,
-    response: ClusterResponse,
+    response: ClusterStreamHead,
     session: McpSessionRoute | undefined,
   ): void {
     const table = mcp.tableOf(cluster);
@@ -689,20 +700,20 @@ class ReverseProxy implements Proxy {
     return headers;
   }
 
-  async #respond(
+  /** The status line and headers of an upstream answer: hop-by-hop headers out, `Via` and the affinity cookie in. */
+  #writeHead(
     res: ServerResponse,
-    response: Awaited<ReturnType<Cluster['request']>>,
+    head: ClusterStreamHead,
     cluster: Cluster,
     cookieToken: { name: string; current: string | undefined } | undefined,
-    sweeper: IdleSweeper,
-  ): Promise<void> {
-    const headers = responseHeaders(response.headers);
+  ): void {
+    const headers = responseHeaders(head.headers);
     if (this.#via !== undefined) {
       const via = headers.via;
       headers.via = via === undefined ? this.#via : `${String(via)}, ${this.#via}`;
     }
     if (cookieToken !== undefined) {
-      const token = this.#tokenOf(cluster, response.endpoint);
+      const token = this.#tokenOf(cluster, head.endpoint);
       if (token !== cookieToken.current) {
         const existing = headers['set-cookie'];
         const cookie = `${cookieToken.name}=${token}; Path=/; HttpOnly; SameSite=Lax`;
@@ -712,42 +723,10 @@ class ReverseProxy implements Proxy {
             : [...(Array.isArray(existing) ? existing : [String(existing)]), cookie];
       }
     }
-    res.writeHead(response.statusCode, headers);
+    res.writeHead(head.statusCode, headers);
     // A body of known length is written with its headers in one go; a stream (SSE, chunked) gets its
     // headers at once, so the client sees the response start before the first event.
-    if (response.headers['content-length'] === undefined) res.flushHeaders();
-    const body = response.body;
-    const watched: Watched = sweeper.watch(() => {
-      body.destroy(new McgravityError('EUPSTREAMTIMEOUT', 'upstream response went idle'));
-      res.destroy();
-    });
-    const clock = this.#clock;
-    const touch = () => {
-      watched.lastActivity = clock.now();
-    };
-    // pipe() and a few listeners rather than stream.pipeline(): measured, pipeline's bookkeeping
-    // (finished(), an AbortSignal per stream) cost more than half the proxy's throughput.
-    await new Promise<void>((resolve) => {
-      let settled = false;
-      const done = () => {
-        if (settled) return;
-        settled = true;
-        sweeper.unwatch(watched);
-        body.off('data', touch);
-        resolve();
-      };
-      body.on('data', touch);
-      body.once('error', () => {
-        res.destroy(); // the upstream broke mid-response: the client must not see a truncated success
-        done();
-      });
-      res.once('close', () => {
-        if (!res.writableFinished) body.destroy(); // the client went away: stop reading upstream
-        done();
-      });
-      res.once('finish', done);
-      body.pipe(res);
-    });
+    if (head.headers['content-length'] === undefined) res.flushHeaders();
   }
 
   /** Reads a small body whole, so that a retry can resend it. */

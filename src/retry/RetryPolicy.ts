@@ -73,6 +73,11 @@ export interface RetryCallOptions {
   idempotent?: boolean;
   /** Aborts the call and any wait between attempts. */
   signal?: AbortSignal;
+  /**
+   * Asked before each retry: false ends the call with the outcome at hand (a cluster with no
+   * endpoint left to try returns the last answer, not an error of its own).
+   */
+  canRetry?: () => boolean;
 }
 
 /** Why a retry happened. */
@@ -286,7 +291,13 @@ export class RetryPolicy extends EventEmitter<RetryPolicyEvents> {
       }
       if (signal.aborted && !outcome.ok) throw abortReason(signal);
       const reason = this.#retryReason(outcome, idempotent);
-      if (reason === undefined || attempt >= this.#attempts || signal.aborted) return settle(outcome);
+      if (
+        reason === undefined ||
+        attempt >= this.#attempts ||
+        signal.aborted ||
+        options.canRetry?.() === false
+      )
+        return settle(outcome);
       let delayMs = this.#backoff(attempt);
       if (outcome.ok) {
         const asked = retryAfterMs(headerOf(outcome.value, 'retry-after'));
@@ -340,7 +351,7 @@ export class RetryPolicy extends EventEmitter<RetryPolicyEvents> {
     const controller = new AbortController();
     const timeoutMs = this.#perTryTimeoutMs;
     const onCallerAbort = () => controller.abort(callerSignal.reason);
-    callerSignal.addEventListener('abort', onCallerAbort, { once: true });
+    if (callerSignal !== neverAborted) callerSignal.addEventListener('abort', onCallerAbort, { once: true });
     let timer: unknown;
     const timedOut = new Promise<never>((_, reject) => {
       timer = this.#clock.setTimeout(() => {
@@ -356,12 +367,19 @@ export class RetryPolicy extends EventEmitter<RetryPolicyEvents> {
       return await Promise.race([fn({ attempt, signal: controller.signal }), timedOut]);
     } finally {
       this.#clock.clearTimeout(timer);
-      callerSignal.removeEventListener('abort', onCallerAbort);
+      if (callerSignal !== neverAborted) callerSignal.removeEventListener('abort', onCallerAbort);
     }
   }
 
   #sleep(ms: number, signal: AbortSignal): Promise<void> {
     if (ms <= 0) return Promise.resolve();
+    // Many retries wait at once without a caller's signal: listening on the shared never-aborted
+    // one would pile listeners on it for nothing.
+    if (signal === neverAborted) {
+      return new Promise((resolve) => {
+        this.#clock.setTimeout(resolve, ms);
+      });
+    }
     return new Promise((resolve, reject) => {
       const onAbort = () => {
         this.#clock.clearTimeout(timer);

@@ -55,6 +55,22 @@ describe('RetryPolicy', () => {
     expect(errors.calls()).toBe(2);
   });
 
+  it('stops when canRetry() says there is nowhere left to go, keeping the outcome at hand', async () => {
+    const discarded: unknown[] = [];
+    let left = 1;
+    const canRetry = () => left-- > 0;
+    const responses = scripted([response(503), response(503), 'never']);
+    const retrying = policy({ attempts: 5, onDiscard: (value) => void discarded.push(value) });
+    expect(await retrying.execute(responses.fn, { idempotent: true, canRetry })).toEqual(response(503));
+    expect(responses.calls()).toBe(2);
+    expect(discarded).toEqual([response(503)]); // the one kept is not discarded
+    const errors = scripted([connectRefused(), 'never']);
+    await expect(policy().execute(errors.fn, { canRetry: () => false })).rejects.toMatchObject({
+      code: 'ECONNREFUSED',
+    });
+    expect(errors.calls()).toBe(1);
+  });
+
   it('retries only what retryOn names: 5xx, explicit statuses, timeouts', async () => {
     const status500 = scripted([response(500), 'ok']);
     expect(await policy().execute(status500.fn, { idempotent: true })).toEqual(response(500)); // not a gateway error

@@ -1,0 +1,333 @@
+/**
+ * One attempt of {@link Cluster.stream}: an undici dispatch handler that writes the upstream's
+ * answer straight into the caller's Writable (a `ServerResponse`, say), with no body stream in
+ * between. undici's `request()` wraps every answer in a Readable that the caller then pipes; for a
+ * proxy that is a second stream, its buffering and half a dozen listeners per request for nothing.
+ *
+ * The retry decision is taken when the headers arrive. An answer the retry policy would not retry
+ * (nearly all of them) is relayed at once: the caller's factory gets the head, returns its Writable,
+ * and each chunk is written as it arrives, pausing the upstream while the Writable is full. An answer
+ * it might retry (a 503, say) is held: the upstream is paused, and the cluster either discards it
+ * (retrying elsewhere) or, out of attempts or budget, accepts it after all, and it is relayed then.
+ *
+ * States: connecting → relaying | held → (held →) relaying | discarding → done.
+ */
+import type { Writable } from 'node:stream';
+import type { Dispatcher } from 'undici';
+import type { Endpoint } from '../core/endpoint.js';
+import { McgravityError } from '../core/errors.js';
+import { abortReason, neverAborted } from '../core/signals.js';
+import type { ManagedEndpoint } from './ManagedEndpoint.js';
+
+/** The status and headers of an answer, handed to {@link Cluster.stream}'s factory. */
+export interface ClusterStreamHead {
+  readonly statusCode: number;
+  /** The response headers (undici's parsed object; the factory may change it before writing it). */
+  readonly headers: Record<string, string | string[] | undefined>;
+  /** The endpoint that answered. */
+  readonly endpoint: Endpoint;
+  /** Body bytes written to the factory's Writable so far: stops growing when either side stalls. */
+  readonly bytesRelayed: number;
+}
+
+/** What {@link Cluster.stream} resolves with once the whole body is written. */
+export interface ClusterStreamResult {
+  readonly statusCode: number;
+  readonly endpoint: Endpoint;
+  readonly trailers: Record<string, string | string[] | undefined>;
+}
+
+/** Makes the Writable an answer is written to; called once, when the answer is final. */
+export type ClusterStreamFactory = (head: ClusterStreamHead) => Writable;
+
+/** What a relay reports to its cluster (one object per cluster, not per request). */
+export interface RelayHost {
+  /** The answer's headers arrived: record its status. */
+  answered(endpoint: ManagedEndpoint, statusCode: number, started: number): void;
+  /** The attempt failed before any answer. */
+  failed(endpoint: ManagedEndpoint, error: unknown, started: number, signal: AbortSignal): void;
+  /** The endpoint is done with this request (body ended, broken or dropped). */
+  released(endpoint: ManagedEndpoint): void;
+  /** True when the retry policy might retry this answer, so it must be held. */
+  mightRetry(head: ClusterStreamHead, idempotent: boolean): boolean;
+}
+
+type State = 'connecting' | 'relaying' | 'held' | 'discarding' | 'done';
+
+/** A dropped answer's body is read (to keep the connection) up to this size, then the connection is cut. */
+const DISCARD_LIMIT_BYTES = 128 * 1024;
+
+const NO_TRAILERS: Record<string, string | string[] | undefined> = Object.freeze({});
+
+/** Relays one attempt's answer; see the module comment. */
+export class ResponseRelay implements Dispatcher.DispatchHandler, ClusterStreamHead {
+  readonly #host: RelayHost;
+  readonly #endpoint: ManagedEndpoint;
+  readonly #started: number;
+  readonly #factory: ClusterStreamFactory;
+  readonly #idempotent: boolean;
+  readonly #signal: AbortSignal | undefined;
+  #resolveHead: ((relay: ResponseRelay) => void) | undefined;
+  #rejectHead: ((error: unknown) => void) | undefined;
+  #state: State = 'connecting';
+  #controller: Dispatcher.DispatchController | undefined;
+  #writable: Writable | undefined;
+  #statusCode = 0;
+  #headers: Record<string, string | string[] | undefined> = NO_TRAILERS;
+  #bytes = 0;
+  /** Chunks that arrived while held (undici may hand over what it already parsed). */
+  #heldChunks: Buffer[] | undefined;
+  #upstreamEnded = false;
+  #upstreamError: unknown;
+  #trailers = NO_TRAILERS;
+  #released = false;
+  #resume: (() => void) | undefined;
+  #result: ClusterStreamResult | undefined;
+  #failure: unknown;
+  #settle: { resolve: (result: ClusterStreamResult) => void; reject: (error: unknown) => void } | undefined;
+  #onAbort: (() => void) | undefined;
+
+  constructor(
+    host: RelayHost,
+    endpoint: ManagedEndpoint,
+    started: number,
+    factory: ClusterStreamFactory,
+    idempotent: boolean,
+    signal: AbortSignal | undefined,
+    resolveHead: (relay: ResponseRelay) => void,
+    rejectHead: (error: unknown) => void,
+  ) {
+    this.#host = host;
+    this.#endpoint = endpoint;
+    this.#started = started;
+    this.#factory = factory;
+    this.#idempotent = idempotent;
+    this.#signal = signal;
+    this.#resolveHead = resolveHead;
+    this.#rejectHead = rejectHead;
+    if (signal !== undefined) {
+      this.#onAbort = () => this.#controller?.abort(abortReason(signal));
+      signal.addEventListener('abort', this.#onAbort);
+    }
+  }
+
+  get statusCode(): number {
+    return this.#statusCode;
+  }
+
+  get headers(): Record<string, string | string[] | undefined> {
+    return this.#headers;
+  }
+
+  get endpoint(): Endpoint {
+    return this.#endpoint;
+  }
+
+  get bytesRelayed(): number {
+    return this.#bytes;
+  }
+
+  /**
+   * Makes this answer the final one: relays a held answer now. Resolves when the whole body is in the
+   * Writable and it has finished; rejects when either side broke first (the Writable is destroyed).
+   */
+  accept(): Promise<ClusterStreamResult> {
+    if (this.#state === 'held') this.#relayHeld();
+    if (this.#result !== undefined) return Promise.resolve(this.#result);
+    if (this.#failure !== undefined) return Promise.reject(this.#failure);
+    return new Promise((resolve, reject) => {
+      this.#settle = { resolve, reject };
+    });
+  }
+
+  /** Drops a held answer (a retry replaces it): its body is read and thrown away. */
+  discard(): void {
+    if (this.#state !== 'held') return;
+    this.#state = 'discarding';
+    this.#heldChunks = undefined;
+    if (this.#upstreamEnded || this.#upstreamError !== undefined) this.#release();
+    else this.#controller?.resume();
+  }
+
+  // --- undici's side
+
+  onRequestStart(controller: Dispatcher.DispatchController): void {
+    this.#controller = controller;
+    if (this.#signal?.aborted) controller.abort(abortReason(this.#signal));
+  }
+
+  onResponseStart(
+    controller: Dispatcher.DispatchController,
+    statusCode: number,
+    headers: Record<string, string | string[] | undefined>,
+  ): void {
+    if (statusCode < 200 || this.#state !== 'connecting') return; // 1xx: informational, not forwarded
+    this.#statusCode = statusCode;
+    this.#headers = headers;
+    this.#host.answered(this.#endpoint, statusCode, this.#started);
+    if (this.#host.mightRetry(this, this.#idempotent)) {
+      this.#state = 'held';
+      controller.pause();
+    } else {
+      this.#open();
+    }
+    const resolve = this.#resolveHead;
+    this.#resolveHead = this.#rejectHead = undefined;
+    resolve?.(this);
+  }
+
+  onResponseData(controller: Dispatcher.DispatchController, chunk: Buffer): void {
+    switch (this.#state) {
+      case 'relaying': {
+        this.#bytes += chunk.length;
+        const writable = this.#writable as Writable;
+        if (!writable.write(chunk)) {
+          controller.pause();
+          this.#resume ??= () => this.#controller?.resume();
+          writable.once('drain', this.#resume);
+        }
+        return;
+      }
+      case 'held':
+        this.#heldChunks ??= [];
+        this.#heldChunks.push(chunk);
+        controller.pause();
+        return;
+      case 'discarding':
+        this.#bytes += chunk.length;
+        if (this.#bytes > DISCARD_LIMIT_BYTES) controller.abort(new Error('discarded answer too large'));
+        return;
+      default:
+        return;
+    }
+  }
+
+  onResponseEnd(
+    _controller: Dispatcher.DispatchController,
+    trailers: Record<string, string | string[] | undefined>,
+  ): void {
+    this.#upstreamEnded = true;
+    this.#trailers = trailers;
+    if (this.#state === 'held') return; // accept() or discard() decides
+    this.#release();
+    if (this.#state === 'relaying') (this.#writable as Writable).end();
+  }
+
+  onResponseError(_controller: Dispatcher.DispatchController, error: Error): void {
+    switch (this.#state) {
+      case 'connecting': {
+        this.#state = 'done';
+        this.#detachSignal();
+        this.#released = true; // failed() releases the endpoint
+        this.#host.failed(this.#endpoint, error, this.#started, this.#signal ?? neverAborted);
+        const reject = this.#rejectHead;
+        this.#resolveHead = this.#rejectHead = undefined;
+        reject?.(error);
+        return;
+      }
+      case 'held':
+        this.#upstreamError = error;
+        return;
+      case 'relaying':
+        this.#release();
+        this.#fail(error);
+        return;
+      default:
+        this.#release();
+        return;
+    }
+  }
+
+  // --- the Writable's side
+
+  /** Calls the factory and starts relaying into its Writable. */
+  #open(): void {
+    this.#state = 'relaying';
+    let writable: Writable;
+    try {
+      writable = this.#factory(this);
+    } catch (error) {
+      this.#controller?.abort(error instanceof Error ? error : new Error(String(error)));
+      this.#fail(error);
+      return;
+    }
+    this.#writable = writable;
+    if (writable.destroyed) {
+      this.#controller?.abort(new McgravityError('EABORTED', 'the response was closed before it started'));
+      return;
+    }
+    writable.on('close', this.#onWritableClose);
+  }
+
+  #relayHeld(): void {
+    const chunks = this.#heldChunks;
+    this.#heldChunks = undefined;
+    this.#open();
+    if (this.#state !== 'relaying') return;
+    const writable = this.#writable as Writable;
+    if (chunks !== undefined) {
+      for (const chunk of chunks) {
+        this.#bytes += chunk.length;
+        writable.write(chunk);
+      }
+    }
+    if (this.#upstreamError !== undefined) {
+      this.#release();
+      this.#fail(this.#upstreamError);
+    } else if (this.#upstreamEnded) {
+      this.#release();
+      writable.end();
+    } else {
+      this.#controller?.resume();
+    }
+  }
+
+  readonly #onWritableClose = (): void => {
+    const writable = this.#writable as Writable;
+    if (this.#state !== 'relaying') return;
+    this.#state = 'done';
+    this.#detachSignal();
+    if (writable.writableFinished) {
+      this.#result = { statusCode: this.#statusCode, endpoint: this.#endpoint, trailers: this.#trailers };
+      this.#settle?.resolve(this.#result);
+      return;
+    }
+    // The reader went away (a client that disconnected): stop the upstream.
+    const error = new McgravityError('EABORTED', 'the response was closed before its end');
+    if (!this.#upstreamEnded) this.#controller?.abort(error);
+    this.#release();
+    this.#failure = error;
+    this.#settle?.reject(error);
+  };
+
+  /** Ends the relay with an error: the Writable is destroyed (a truncated answer must not look whole). */
+  #fail(error: unknown): void {
+    if (this.#state === 'done') return;
+    this.#state = 'done';
+    this.#detachSignal();
+    this.#failure = markStarted(error);
+    this.#writable?.destroy();
+    this.#settle?.reject(this.#failure);
+  }
+
+  #release(): void {
+    if (this.#released) return;
+    this.#released = true;
+    this.#detachSignal();
+    this.#host.released(this.#endpoint);
+  }
+
+  #detachSignal(): void {
+    if (this.#onAbort === undefined) return;
+    this.#signal?.removeEventListener('abort', this.#onAbort);
+    this.#onAbort = undefined;
+  }
+}
+
+/** Flags an error raised after the answer started, so that nothing retries it. */
+function markStarted(error: unknown): unknown {
+  if (error !== null && typeof error === 'object' && Object.isExtensible(error)) {
+    (error as { responseStarted?: boolean }).responseStarted = true;
+  }
+  return error;
+}
