@@ -505,8 +505,8 @@ export class Cluster extends EventEmitter<ClusterEvents> {
       path: options.path,
       headers: options.headers ?? {},
       body,
-      ...(options.headersTimeoutMs === undefined ? {} : { headersTimeout: options.headersTimeoutMs }),
     };
+    if (options.headersTimeoutMs !== undefined) dispatchOptions.headersTimeout = options.headersTimeoutMs;
     const attempt = (signal: AbortSignal): Promise<ResponseRelay> =>
       new Promise<ResponseRelay>((resolve, reject) => {
         const endpoint = this.#acquire(options.key, tried, options.prefer, options.pin);

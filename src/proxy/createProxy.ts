@@ -14,7 +14,12 @@ import http, { type IncomingMessage, type Server, type ServerResponse } from 'no
 import type { Duplex } from 'node:stream';
 import { Transform } from 'node:stream';
 import { MaglevBalancer } from '../balancer/MaglevBalancer.js';
-import { type Cluster, type ClusterOptions, createCluster } from '../cluster/Cluster.js';
+import {
+  type Cluster,
+  type ClusterOptions,
+  type ClusterRequestOptions,
+  createCluster,
+} from '../cluster/Cluster.js';
 import type { ClusterStreamHead } from '../cluster/ResponseRelay.js';
 import { type Clock, type RandomSource, systemClock, systemRandom } from '../core/clock.js';
 import { optionalDuration } from '../core/duration.js';
@@ -550,35 +555,32 @@ class ReverseProxy implements Proxy {
       const affinity = this.#affinityFor(cluster, req, client);
       const sweeper = route.sweeper;
       let watched: Watched | undefined;
+      // One object, filled in place: conditional spreads would allocate a throwaway object each.
+      const options: ClusterRequestOptions = {
+        method: req.method ?? 'GET',
+        path: upstreamPath,
+        headers,
+        body,
+        headersTimeoutMs: route.firstByteMs,
+      };
+      if (affinity.key !== undefined) options.key = affinity.key;
+      if (affinity.prefer !== undefined) options.prefer = affinity.prefer;
+      if (session !== undefined) options.pin = session.endpointId;
+      if (mcp !== undefined && Buffer.isBuffer(body) && mcpRepeatable(mcp, body)) options.idempotent = true;
       try {
-        await cluster.stream(
-          {
-            method: req.method ?? 'GET',
-            path: upstreamPath,
-            headers,
-            body,
-            ...(affinity.key === undefined ? {} : { key: affinity.key }),
-            ...(affinity.prefer === undefined ? {} : { prefer: affinity.prefer }),
-            ...(session === undefined ? {} : { pin: session.endpointId }),
-            ...(mcp !== undefined && Buffer.isBuffer(body) && mcpRepeatable(mcp, body)
-              ? { idempotent: true }
-              : {}),
-            headersTimeoutMs: route.firstByteMs,
-          },
-          (head) => {
-            if (mcp !== undefined) this.#mcpLearn(mcp, cluster, req, head, session);
-            // A client gone while the upstream was thinking: the destroyed response stops the upstream.
-            if (res.destroyed) return res;
-            this.#writeHead(res, head, cluster, affinity.cookieToken);
-            // The body moves while bytes are relayed; both a silent upstream and a client that stops
-            // reading stall it. The sweeper reads the count, so a chunk costs nothing here.
-            watched = sweeper.watch(
-              () => res.destroy(), // the relay sees the response closed early and aborts the upstream
-              () => head.bytesRelayed,
-            );
-            return res;
-          },
-        );
+        await cluster.stream(options, (head) => {
+          if (mcp !== undefined) this.#mcpLearn(mcp, cluster, req, head, session);
+          // A client gone while the upstream was thinking: the destroyed response stops the upstream.
+          if (res.destroyed) return res;
+          this.#writeHead(res, head, cluster, affinity.cookieToken);
+          // The body moves while bytes are relayed; both a silent upstream and a client that stops
+          // reading stall it. The sweeper reads the count, so a chunk costs nothing here.
+          watched = sweeper.watch(
+            () => res.destroy(), // the relay sees the response closed early and aborts the upstream
+            () => head.bytesRelayed,
+          );
+          return res;
+        });
       } finally {
         if (watched !== undefined) sweeper.unwatch(watched);
       }

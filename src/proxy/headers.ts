@@ -19,14 +19,19 @@ const HOP_BY_HOP = new Set([
   'proxy-authorization',
 ]);
 
+/** A `Connection` value that is just `keep-alive` or `close`. */
+const NAMES_NOTHING = /^\s*(?:keep-alive|close)\s*$/i;
+
 /** Copies `headers` without hop-by-hop headers, those named in `Connection`, and any in `drop`. */
 export function endToEnd(
   headers: IncomingHttpHeaders,
   drop?: ReadonlySet<string>,
 ): Record<string, string | string[]> {
   const connection = headers.connection;
+  // Nearly every client sends `Connection: keep-alive` (or close), which names no other header: no
+  // set to build for it.
   const named =
-    connection === undefined
+    connection === undefined || NAMES_NOTHING.test(connection)
       ? undefined
       : new Set(
           String(connection)
