@@ -2,10 +2,15 @@
  * Proxy throughput and latency with autocannon, all in one run against the same two upstreams:
  * direct to one upstream (the ceiling), mcgravity, http-proxy (with a keep-alive agent),
  * @fastify/reply-from, and nginx when it is installed (keepalive upstream). Each proxy runs in its
- * own process; the upstreams in another; autocannon in this one. 32 connections; three rounds that
- * interleave the targets (a 1 s warm-up, then 5 s measured, each time), medians reported. Besides throughput and latency it reports the CPU time each proxy process (with
- * its children, for nginx) spent per request, which the sharing of two cores disturbs far less, and
- * latency percentiles in microseconds from a second, 2 s closed-loop run of our own.
+ * own process; the upstreams in another; autocannon in this one. 32 connections.
+ *
+ * These machines change speed by up to half over tens of seconds, so the targets are measured in
+ * many short turns: a 2 s warm-up each, then ten rounds in which every target gets 2 s of load, in
+ * a rotating order. Ratios are taken per round (each target against http-proxy and direct measured
+ * moments apart) and their medians reported, as are the medians of everything else. Besides
+ * throughput it reports the CPU time each proxy process (with its children, for nginx) spent per
+ * request, and latency percentiles in microseconds from a short closed-loop run of our own after
+ * each turn.
  */
 import { type ChildProcess, spawnSync } from 'node:child_process';
 import { readdirSync, readFileSync } from 'node:fs';
@@ -17,10 +22,10 @@ import { median, printTable, spawnTarget } from './harness.js';
 
 const TARGETS = fileURLToPath(new URL('./proxyTargets.ts', import.meta.url));
 const CONNECTIONS = 32;
-const WARMUP_S = 1;
-const DURATION_S = 5;
-const LATENCY_S = 2;
-const ROUNDS = 3;
+const WARMUP_S = 2;
+const DURATION_S = 2;
+const LATENCY_S = 0.5;
+const ROUNDS = 10;
 
 /**
  * Latency percentiles in microseconds (autocannon reports whole milliseconds, too coarse to tell
@@ -102,15 +107,14 @@ interface Sample {
   readonly p99: number;
 }
 
-/** One measurement of a target: warm-up, autocannon with the CPU the target spent, then fine latency. */
+/** One turn of a target: autocannon with the CPU the target spent, then fine latency. */
 async function measure(url: string, pid: number | undefined): Promise<Sample> {
-  await load(url, WARMUP_S);
   const before = pid === undefined ? 0 : treeCpuTicks(pid);
   const result = await load(url, DURATION_S);
   const cpuMs = pid === undefined ? 0 : (treeCpuTicks(pid) - before) * 10;
   const fine = await fineLatency(url, LATENCY_S);
   return {
-    rps: result.requests.average,
+    rps: result.requests.total / DURATION_S,
     errors: result.errors + result.non2xx,
     cpuUs: pid === undefined ? undefined : (cpuMs * 1000) / Math.max(1, result.requests.total),
     p50: fine.p50,
@@ -141,6 +145,7 @@ export async function runProxyBench(): Promise<string> {
         samples: [],
       });
     }
+    for (const target of targets) await load(target.url, WARMUP_S);
     for (let round = 0; round < ROUNDS; round++) {
       for (let i = 0; i < targets.length; i++) {
         const target = targets[(i + round) % targets.length] as (typeof targets)[number];
@@ -153,18 +158,19 @@ export async function runProxyBench(): Promise<string> {
     upstream.child.kill('SIGTERM');
   }
   process.stderr.write('\n');
-  const rps = (name: string) =>
-    median((targets.find((t) => t.name === name)?.samples ?? []).map((s) => s.rps));
-  const direct = rps('direct (one upstream)');
-  const httpProxy = rps('http-proxy');
+  const samplesOf = (name: string) => targets.find((t) => t.name === name)?.samples ?? [];
+  // A ratio per round, between turns moments apart, then the median: slow spells cancel out.
+  const ratio = (own: readonly Sample[], base: readonly Sample[]) =>
+    median(own.map((sample, round) => sample.rps / (base[round]?.rps ?? Number.NaN)));
+  const direct = samplesOf('direct (one upstream)');
+  const httpProxy = samplesOf('http-proxy');
   const rows = targets.map(({ name, samples }) => {
     const cpu = samples.map((s) => s.cpuUs).filter((v): v is number => v !== undefined);
-    const own = rps(name);
     return [
       name === 'mcgravity' ? name : `_${name}_`,
-      Math.round(own).toLocaleString('en'),
-      `${(own / direct).toFixed(2)}×`,
-      `${(own / httpProxy).toFixed(2)}×`,
+      Math.round(median(samples.map((s) => s.rps))).toLocaleString('en'),
+      `${ratio(samples, direct).toFixed(2)}×`,
+      `${ratio(samples, httpProxy).toFixed(2)}×`,
       median(samples.map((s) => s.p50)).toFixed(0),
       median(samples.map((s) => s.p99)).toFixed(0),
       cpu.length === 0 ? '–' : median(cpu).toFixed(0),
@@ -172,7 +178,7 @@ export async function runProxyBench(): Promise<string> {
     ];
   });
   return printTable(
-    `Proxy: autocannon, ${CONNECTIONS} connections, medians of ${ROUNDS} interleaved rounds of ${DURATION_S} s after a ${WARMUP_S} s warm-up, 2 upstreams (nginx ${nginx ? 'included' : 'not installed'})`,
+    `Proxy: autocannon, ${CONNECTIONS} connections, ${ROUNDS} interleaved rounds of ${DURATION_S} s per target after a ${WARMUP_S} s warm-up; medians, ratios per round; 2 upstreams (nginx ${nginx ? 'included' : 'not installed'})`,
     ['target', 'req/s', 'vs direct', 'vs http-proxy', 'p50 µs', 'p99 µs', 'proxy CPU µs/req', 'errors'],
     rows,
   );
