@@ -45,6 +45,12 @@ const expectations: Record<string, (stdout: string) => void> = {
     expect(out).toContain('sessions seen by proxy 1: {"tools":{"replica-a":1,"replica-b":1}}');
     expect(out).toContain('done');
   },
+  'relay.ts': (out) => {
+    for (let i = 1; i <= 4; i++) {
+      expect(out).toContain(`request ${i}: 200 from steady: report /reports/${i}: part 1, part 2, part 3`);
+    }
+    expect(out).toMatch(/the busy backend refused ([1-4]) of them; the cluster retried \1 times/);
+  },
   'rate-limit.ts': (out) => {
     for (let i = 1; i <= 5; i++) expect(out).toContain(`request ${i}: 200 remaining=${5 - i} hello`);
     expect(out).toContain('request 6: 429 remaining=0 retry-after=12s {"error":{"code":"ERATELIMITED"');
