@@ -330,6 +330,36 @@ describe('createProxy', () => {
     await until(() => events.join('').includes('second'));
   });
 
+  it('cuts an answer whose upstream goes idle mid-body, and not one that keeps moving', async () => {
+    let upstreamClosed = false;
+    const target = await upstream((req, res) => {
+      res.writeHead(200, { 'content-type': 'text/event-stream' });
+      if (req.url === '/stall') {
+        res.write('data: one\n\n'); // …and nothing more
+        res.on('close', () => {
+          upstreamClosed = true;
+        });
+        return;
+      }
+      let ticks = 0;
+      const timer = setInterval(() => {
+        res.write(`data: tick ${++ticks}\n\n`);
+        if (ticks === 6) {
+          clearInterval(timer);
+          res.end();
+        }
+      }, 100);
+    });
+    const { url } = await proxy({ cluster: { backends: [target.url] }, timeouts: { idleMs: 300 } });
+    // Six ticks 100 ms apart: 600 ms in all, twice the idle timeout, never idle for 300 ms.
+    const moving = await request(`${url}/ticks`);
+    expect(await moving.body.text()).toContain('data: tick 6');
+    const stalled = await request(`${url}/stall`);
+    expect(stalled.statusCode).toBe(200);
+    await expect(stalled.body.text()).rejects.toThrow(); // cut: the chunked body never ends
+    await until(() => upstreamClosed); // and the upstream request was aborted
+  });
+
   it('proxies WebSocket upgrades both ways and tears down when one side goes', async () => {
     const wsServer = await upstream((_req, res) => res.end('no upgrade here'));
     const wss = new WebSocketServer({ noServer: true });
