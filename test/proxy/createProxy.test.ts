@@ -1,5 +1,5 @@
 import http from 'node:http';
-import type { AddressInfo } from 'node:net';
+import net, { type AddressInfo } from 'node:net';
 import { Readable } from 'node:stream';
 import { request } from 'undici';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -7,7 +7,7 @@ import WebSocket, { WebSocketServer } from 'ws';
 import { type Cluster, createCluster } from '../../src/cluster/Cluster.js';
 import { RateLimiter } from '../../src/limit/RateLimiter.js';
 import { createProxy, type Proxy as McgravityProxy, type ProxyOptions } from '../../src/proxy/createProxy.js';
-import { until } from '../helpers/async.js';
+import { until, within } from '../helpers/async.js';
 import { seededRandom } from '../helpers/random.js';
 import { rawRequest, statusOfRaw } from '../helpers/raw.js';
 import {
@@ -358,6 +358,44 @@ describe('createProxy', () => {
     expect(stalled.statusCode).toBe(200);
     await expect(stalled.body.text()).rejects.toThrow(); // cut: the chunked body never ends
     await until(() => upstreamClosed); // and the upstream request was aborted
+  });
+
+  it('cuts a client that stops reading once the answer has stalled for the idle timeout', async () => {
+    const chunk = Buffer.alloc(64 * 1024, 'x');
+    const total = 512; // 32 MiB: more than the socket buffers on the way hold
+    let upstreamClosed = false;
+    const target = await upstream((_req, res) => {
+      res.writeHead(200, { 'content-length': String(total * chunk.length) });
+      res.on('close', () => {
+        upstreamClosed = true;
+      });
+      let sent = 0;
+      const more = () => {
+        while (sent < total) {
+          sent++;
+          if (!res.write(chunk)) {
+            res.once('drain', more);
+            return;
+          }
+        }
+        res.end();
+      };
+      more();
+    });
+    const { port } = await proxy({ cluster: { backends: [target.url] }, timeouts: { idleMs: 300 } });
+    const client = net.connect(port, '127.0.0.1');
+    cleanup.push(async () => client.destroy());
+    client.write('GET /big HTTP/1.1\r\nHost: x\r\n\r\n');
+    client.pause(); // reads nothing: backpressure stalls the relay
+    await within(() => upstreamClosed, 5000, 'upstream request aborted'); // the proxy gave up on the client
+    let received = 0;
+    client.on('data', (data: Buffer) => {
+      received += data.length;
+    });
+    const closed = new Promise((resolve) => client.on('close', resolve));
+    client.resume();
+    await closed;
+    expect(received).toBeLessThan(total * chunk.length); // cut, not completed
   });
 
   it('proxies WebSocket upgrades both ways and tears down when one side goes', async () => {
