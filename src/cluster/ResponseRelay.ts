@@ -265,10 +265,11 @@ export class ResponseRelay implements Dispatcher.DispatchHandler, ClusterStreamH
     this.#open();
     if (this.#state !== 'relaying') return;
     const writable = this.#writable as Writable;
+    let room = true;
     if (chunks !== undefined) {
       for (const chunk of chunks) {
         this.#bytes += chunk.length;
-        writable.write(chunk);
+        room = writable.write(chunk);
       }
     }
     if (this.#upstreamError !== undefined) {
@@ -277,8 +278,12 @@ export class ResponseRelay implements Dispatcher.DispatchHandler, ClusterStreamH
     } else if (this.#upstreamEnded) {
       this.#release();
       writable.end();
-    } else {
+    } else if (room) {
       this.#controller?.resume();
+    } else {
+      // The held chunks filled the Writable: the upstream stays paused until it drains.
+      this.#resume ??= () => this.#controller?.resume();
+      writable.once('drain', this.#resume);
     }
   }
 

@@ -135,6 +135,28 @@ describe('Cluster.stream()', () => {
     expect(blocked).toBeGreaterThan(0); // the slow Writable slowed the upstream down
   });
 
+  it('relays a held answer whole, with backpressure, when the retry policy keeps it after all', async () => {
+    const body = Buffer.alloc(2 * 1024 * 1024, 'y');
+    const overloaded = () =>
+      upstream((_req, res) => {
+        res.writeHead(503, { 'content-length': String(body.length) });
+        res.end(body);
+      });
+    const [a, b] = await Promise.all([overloaded(), overloaded()]);
+    const pool = cluster({
+      backends: [a.url, b.url],
+      retry: { attempts: 2, backoff: { baseMs: 0, maxMs: 0 } },
+      outlierDetection: false,
+      circuitBreaker: false,
+    });
+    const sink = new Sink(true);
+    const result = await pool.stream({ path: '/' }, () => sink);
+    expect(result.statusCode).toBe(503); // the second 503, out of attempts
+    expect(Buffer.concat(sink.chunks).equals(body)).toBe(true);
+    expect(a.requests.length + b.requests.length).toBe(2);
+    await until(() => pool.stats().inflight === 0);
+  });
+
   it('destroys the Writable and rejects when the upstream breaks mid-body, and does not retry', async () => {
     const a = await upstream((req, res) => {
       res.writeHead(200, { 'content-length': '100' });
