@@ -3,11 +3,12 @@ import type { AddressInfo } from 'node:net';
 // @ts-expect-error: the parser ships no types
 import parsePrometheus from 'parse-prometheus-text-format';
 import { request } from 'undici';
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { createAdmin } from '../../src/admin/createAdmin.js';
 import { type Cluster, createCluster } from '../../src/cluster/Cluster.js';
 import { RateLimiter } from '../../src/limit/RateLimiter.js';
 import { until } from '../helpers/async.js';
+import { cleanupAfterEach } from '../helpers/cleanup.js';
 import { closedPort, startUpstream } from '../helpers/upstreams.js';
 
 const TOKEN = 'test-token-0123456789';
@@ -18,23 +19,18 @@ interface Family {
   metrics: { value: string; labels?: Record<string, string> }[];
 }
 
-const cleanup: (() => Promise<unknown>)[] = [];
-afterEach(async () => {
-  for (const fn of cleanup.splice(0).reverse()) await fn();
-});
+const defer = cleanupAfterEach();
 
 async function setup() {
   const upstreams = await Promise.all([startUpstream(), startUpstream()]);
-  for (const u of upstreams) cleanup.push(() => u.close());
+  for (const u of upstreams) defer(() => u.close());
   const web = createCluster({
     name: 'web',
     backends: upstreams.map((u, i) => ({ url: u.url, id: `web-${i}` })),
   });
   const empty = createCluster({ name: 'empty', backends: [] });
-  cleanup.push(
-    () => web.close({ timeoutMs: 500 }),
-    () => empty.close({ timeoutMs: 500 }),
-  );
+  defer(() => web.close({ timeoutMs: 500 }));
+  defer(() => empty.close({ timeoutMs: 500 }));
   const limiter = new RateLimiter({ limit: 1, windowMs: '1m' });
   await limiter.consume('a');
   await limiter.consume('a');
@@ -47,7 +43,7 @@ async function setup() {
     }),
   );
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  cleanup.push(() => new Promise((resolve) => server.close(resolve)));
+  defer(() => new Promise((resolve) => server.close(resolve)));
   const base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
   return { web, empty, base, upstreams };
 }
@@ -191,10 +187,10 @@ describe('createAdmin', () => {
 
   it('refuses every change when no token is configured', async () => {
     const cluster: Cluster = createCluster({ backends: [] });
-    cleanup.push(() => cluster.close());
+    defer(() => cluster.close());
     const server = http.createServer(createAdmin({ clusters: { c: cluster } }));
     await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-    cleanup.push(() => new Promise((resolve) => server.close(resolve)));
+    defer(() => new Promise((resolve) => server.close(resolve)));
     const base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
     const response = await call(`${base}/api/v1/clusters/c/backends`, {
       method: 'POST',

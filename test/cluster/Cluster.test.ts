@@ -1,24 +1,22 @@
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { type Cluster, type ClusterOptions, createCluster } from '../../src/cluster/Cluster.js';
 import { isMcgravityError } from '../../src/core/errors.js';
 import { until } from '../helpers/async.js';
+import { cleanupAfterEach } from '../helpers/cleanup.js';
 import { ManualClock } from '../helpers/clock.js';
 import { closedPort, resettingUpstream, startUpstream, type Upstream } from '../helpers/upstreams.js';
 
-const cleanup: (() => Promise<unknown>)[] = [];
-afterEach(async () => {
-  for (const fn of cleanup.splice(0).reverse()) await fn();
-});
+const defer = cleanupAfterEach();
 
 async function named(name: string, handler?: Parameters<typeof startUpstream>[0]): Promise<Upstream> {
   const server = await startUpstream(handler ?? ((_req, res) => res.end(name)));
-  cleanup.push(() => server.close());
+  defer(() => server.close());
   return server;
 }
 
 function cluster(options: ClusterOptions): Cluster {
   const c = createCluster(options);
-  cleanup.push(() => c.close({ timeoutMs: 1000 }));
+  defer(() => c.close({ timeoutMs: 1000 }));
   return c;
 }
 
@@ -73,7 +71,7 @@ describe('Cluster', () => {
 
   it('does not retry a POST that reached a backend, but does one that never connected', async () => {
     const reset = await resettingUpstream();
-    cleanup.push(() => reset.close());
+    defer(() => reset.close());
     const pool = cluster({ backends: [reset.url], retry: { attempts: 3 }, outlierDetection: false });
     const error = await pool
       .request({ method: 'POST', path: '/orders', body: '{}' })

@@ -1,25 +1,23 @@
 import { Writable } from 'node:stream';
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { type Cluster, type ClusterOptions, createCluster } from '../../src/cluster/Cluster.js';
 import type { ClusterStreamHead } from '../../src/cluster/ResponseRelay.js';
 import { isMcgravityError } from '../../src/core/errors.js';
 import { until } from '../helpers/async.js';
+import { cleanupAfterEach } from '../helpers/cleanup.js';
 import { startUpstream, type Upstream } from '../helpers/upstreams.js';
 
-const cleanup: (() => Promise<unknown>)[] = [];
-afterEach(async () => {
-  for (const fn of cleanup.splice(0).reverse()) await fn();
-});
+const defer = cleanupAfterEach();
 
 async function upstream(handler: Parameters<typeof startUpstream>[0]): Promise<Upstream> {
   const server = await startUpstream(handler);
-  cleanup.push(() => server.close());
+  defer(() => server.close());
   return server;
 }
 
 function cluster(options: ClusterOptions): Cluster {
   const c = createCluster(options);
-  cleanup.push(() => c.close({ timeoutMs: 1000 }));
+  defer(() => c.close({ timeoutMs: 1000 }));
   return c;
 }
 

@@ -1,4 +1,4 @@
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import {
   type CheckResult,
   type HealthCheckOptions,
@@ -6,19 +6,17 @@ import {
   tcpCheck,
 } from '../../src/health/HealthMonitor.js';
 import { flush, until } from '../helpers/async.js';
+import { cleanupAfterEach } from '../helpers/cleanup.js';
 import { ManualClock } from '../helpers/clock.js';
 import { seededRandom } from '../helpers/random.js';
 import { closedPort, hangingUpstream, startUpstream, type Upstream } from '../helpers/upstreams.js';
 
-const cleanup: (() => Promise<void>)[] = [];
-afterEach(async () => {
-  await Promise.all(cleanup.splice(0).map((fn) => fn()));
-});
+const defer = cleanupAfterEach();
 
 function monitor(options: HealthCheckOptions = {}) {
   const clock = new ManualClock();
   const health = new HealthMonitor({ clock, random: seededRandom(1), jitter: 0, ...options });
-  cleanup.push(() => health.close());
+  defer(() => health.close());
   const events: string[] = [];
   health.on('endpoint:down', ({ id, reason }) => events.push(`down ${id} ${reason}`));
   health.on('endpoint:up', ({ id }) => events.push(`up ${id}`));
@@ -27,7 +25,7 @@ function monitor(options: HealthCheckOptions = {}) {
 
 async function upstream(handler: Parameters<typeof startUpstream>[0]): Promise<Upstream> {
   const server = await startUpstream(handler);
-  cleanup.push(() => server.close());
+  defer(() => server.close());
   return server;
 }
 
@@ -85,7 +83,7 @@ describe('HealthMonitor over HTTP', () => {
 
   it('aborts a check that outlives timeoutMs and counts it as a timeout', async () => {
     const server = await hangingUpstream();
-    cleanup.push(() => server.close());
+    defer(() => server.close());
     const { clock, health } = monitor({ timeoutMs: '2s' });
     health.add({ id: 'slow', url: server.url });
     const result = health.checkNow('slow');

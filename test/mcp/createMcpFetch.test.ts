@@ -1,7 +1,8 @@
 import type { StreamableHTTPError } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { type Cluster, type ClusterOptions, createCluster } from '../../src/cluster/Cluster.js';
 import { createMcpFetch, type McpFetchEvents } from '../../src/mcp/createMcpFetch.js';
+import { cleanupAfterEach } from '../helpers/cleanup.js';
 import {
   connectClient,
   expectKilledSessionsReinitialise,
@@ -11,22 +12,19 @@ import {
 } from '../helpers/mcp.js';
 import { closedPort, resettingUpstream } from '../helpers/upstreams.js';
 
-const cleanup: (() => Promise<unknown>)[] = [];
-afterEach(async () => {
-  for (const fn of cleanup.splice(0).reverse()) await fn().catch(() => {});
-});
+const defer = cleanupAfterEach({ ignoreErrors: true });
 
 async function replicas(count: number, mode: 'stateful' | 'stateless' = 'stateful'): Promise<McpReplica[]> {
   const made = await Promise.all(
     Array.from({ length: count }, (_, i) => startMcpReplica(String.fromCharCode(97 + i), mode)),
   );
-  for (const replica of made) cleanup.push(() => replica.close());
+  for (const replica of made) defer(() => replica.close());
   return made;
 }
 
 function cluster(backends: ClusterOptions['backends'], options: Partial<ClusterOptions> = {}): Cluster {
   const made = createCluster({ backends, health: false, ...options });
-  cleanup.push(() => made.close({ timeoutMs: 1000 }));
+  defer(() => made.close({ timeoutMs: 1000 }));
   return made;
 }
 
@@ -39,7 +37,7 @@ const URL_PATH = 'http://mcp.invalid/mcp';
 
 async function connect(fetch: ReturnType<typeof createMcpFetch>) {
   const connected = await connectClient(URL_PATH, fetch);
-  cleanup.push(() => connected.client.close());
+  defer(() => connected.client.close());
   return connected;
 }
 
@@ -186,7 +184,7 @@ describe('createMcpFetch', () => {
   it('retries a tools/call after a reset only when the tool is marked idempotent', async () => {
     const [a] = await replicas(1, 'stateless');
     const reset = await resettingUpstream();
-    cleanup.push(() => reset.close());
+    defer(() => reset.close());
     const backends = [
       { url: reset.url, id: 'reset' },
       { url: (a as McpReplica).url, id: 'a' },

@@ -1,8 +1,9 @@
 import type { AddressInfo } from 'node:net';
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { type Cluster, type ClusterOptions, createCluster } from '../../src/cluster/Cluster.js';
 import { parseMessages } from '../../src/mcp/protocol.js';
 import { createProxy, type ProxyOptions } from '../../src/proxy/createProxy.js';
+import { cleanupAfterEach } from '../helpers/cleanup.js';
 import {
   connectClient,
   expectKilledSessionsReinitialise,
@@ -12,14 +13,11 @@ import {
   whoami,
 } from '../helpers/mcp.js';
 
-const cleanup: (() => Promise<unknown>)[] = [];
-afterEach(async () => {
-  for (const fn of cleanup.splice(0).reverse()) await fn().catch(() => {});
-});
+const defer = cleanupAfterEach({ ignoreErrors: true });
 
 async function replicas(names: string[], mode: 'stateful' | 'stateless' = 'stateful'): Promise<McpReplica[]> {
   const made = await Promise.all(names.map((name) => startMcpReplica(name, mode)));
-  for (const replica of made) cleanup.push(() => replica.close());
+  for (const replica of made) defer(() => replica.close());
   return made;
 }
 
@@ -30,14 +28,14 @@ function cluster(list: McpReplica[], options: Partial<ClusterOptions> = {}): Clu
     balancer: 'round-robin',
     ...options,
   });
-  cleanup.push(() => made.close({ timeoutMs: 500 }));
+  defer(() => made.close({ timeoutMs: 500 }));
   return made;
 }
 
 async function start(options: ProxyOptions): Promise<{ url: string; proxy: ReturnType<typeof createProxy> }> {
   const proxy = createProxy(options);
   const server = await proxy.listen(0);
-  cleanup.push(() => proxy.close({ timeoutMs: 200 }));
+  defer(() => proxy.close({ timeoutMs: 200 }));
   return { url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`, proxy };
 }
 
@@ -56,7 +54,7 @@ function alternating(origins: string[], seen: string[] = []): Fetch {
 
 async function connect(url: string, fetchImpl?: Fetch) {
   const connected = await connectClient(`${url}/mcp`, fetchImpl);
-  cleanup.push(() => connected.client.close());
+  defer(() => connected.client.close());
   return connected;
 }
 
@@ -215,7 +213,7 @@ describe("createProxy with sessionAffinity: 'mcp'", () => {
 
   it('refuses bad MCP affinity options, naming them', () => {
     const c = createCluster({ backends: ['http://127.0.0.1:1'], health: false });
-    cleanup.push(() => c.close());
+    defer(() => c.close());
     const bad: [unknown, RegExp][] = [
       [{ mcp: { mode: 'sticky' } }, /sessionAffinity\.mcp\.mode/],
       [{ mcp: { maxSessions: 0 } }, /sessionAffinity\.mcp\.maxSessions/],

@@ -1,23 +1,21 @@
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { isMcgravityError } from '../../src/core/errors.js';
 import { Pool } from '../../src/pool/Pool.js';
 import { until } from '../helpers/async.js';
+import { cleanupAfterEach } from '../helpers/cleanup.js';
 import { hangingUpstream, startUpstream, type Upstream } from '../helpers/upstreams.js';
 
-const cleanup: (() => Promise<unknown>)[] = [];
-afterEach(async () => {
-  for (const fn of cleanup.splice(0).reverse()) await fn();
-});
+const defer = cleanupAfterEach();
 
 async function upstream(handler?: Parameters<typeof startUpstream>[0]): Promise<Upstream> {
   const server = await startUpstream(handler);
-  cleanup.push(() => server.close());
+  defer(() => server.close());
   return server;
 }
 
 function pool(origin: string, options = {}): Pool {
   const p = new Pool(origin, options);
-  cleanup.push(() => p.destroy());
+  defer(() => p.destroy());
   return p;
 }
 
@@ -58,7 +56,7 @@ describe('Pool', () => {
 
   it('refuses a request with EOVERLOADED (503) when maxPending already wait', async () => {
     const server = await hangingUpstream();
-    cleanup.push(() => server.close());
+    defer(() => server.close());
     const p = pool(server.url, { connections: 1, maxPending: 2 });
     const send = () => p.request({ method: 'GET', path: '/' }).catch((error: unknown) => error);
     const waiting = [send()];

@@ -2,12 +2,13 @@ import http from 'node:http';
 import net, { type AddressInfo } from 'node:net';
 import { Readable } from 'node:stream';
 import { request } from 'undici';
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import WebSocket, { WebSocketServer } from 'ws';
 import { type Cluster, createCluster } from '../../src/cluster/Cluster.js';
 import { RateLimiter } from '../../src/limit/RateLimiter.js';
 import { createProxy, type Proxy as McgravityProxy, type ProxyOptions } from '../../src/proxy/createProxy.js';
 import { until, within } from '../helpers/async.js';
+import { cleanupAfterEach } from '../helpers/cleanup.js';
 import { seededRandom } from '../helpers/random.js';
 import { rawRequest, statusOfRaw } from '../helpers/raw.js';
 import {
@@ -18,14 +19,11 @@ import {
   type Upstream,
 } from '../helpers/upstreams.js';
 
-const cleanup: (() => Promise<unknown>)[] = [];
-afterEach(async () => {
-  for (const fn of cleanup.splice(0).reverse()) await fn();
-});
+const defer = cleanupAfterEach();
 
 async function upstream(handler?: http.RequestListener): Promise<Upstream> {
   const server = await startUpstream(handler);
-  cleanup.push(() => server.close());
+  defer(() => server.close());
   return server;
 }
 
@@ -54,14 +52,14 @@ function echo(name = 'echo'): Promise<Upstream> {
 async function proxy(options: ProxyOptions): Promise<{ proxy: McgravityProxy; url: string; port: number }> {
   const p = createProxy(options);
   const server = await p.listen(0);
-  cleanup.push(() => p.close({ timeoutMs: 500 }));
+  defer(() => p.close({ timeoutMs: 500 }));
   const { port } = server.address() as AddressInfo;
   return { proxy: p, url: `http://127.0.0.1:${port}`, port };
 }
 
 function cluster(options: Parameters<typeof createCluster>[0]): Cluster {
   const c = createCluster(options);
-  cleanup.push(() => c.close({ timeoutMs: 500 }));
+  defer(() => c.close({ timeoutMs: 500 }));
   return c;
 }
 
@@ -175,7 +173,7 @@ describe('createProxy', () => {
 
   it('gives up on a hanging upstream after firstByteMs and retries the GET elsewhere; 504 when all hang', async () => {
     const hanging = await hangingUpstream();
-    cleanup.push(() => hanging.close());
+    defer(() => hanging.close());
     const good = await echo('good');
     const { url } = await proxy({
       cluster: {
@@ -202,7 +200,7 @@ describe('createProxy', () => {
 
   it('does not retry a POST once it was sent, and reports the reset as 502', async () => {
     const reset = await resettingUpstream();
-    cleanup.push(() => reset.close());
+    defer(() => reset.close());
     const good = await echo();
     const { url } = await proxy({
       cluster: {
@@ -384,7 +382,7 @@ describe('createProxy', () => {
     });
     const { port } = await proxy({ cluster: { backends: [target.url] }, timeouts: { idleMs: 300 } });
     const client = net.connect(port, '127.0.0.1');
-    cleanup.push(async () => client.destroy());
+    defer(async () => client.destroy());
     client.write('GET /big HTTP/1.1\r\nHost: x\r\n\r\n');
     client.pause(); // reads nothing: backpressure stalls the relay
     await within(() => upstreamClosed, 5000, 'upstream request aborted'); // the proxy gave up on the client
@@ -406,7 +404,7 @@ describe('createProxy', () => {
         client.on('message', (data) => client.send(`echo: ${data.toString()}`));
       });
     });
-    cleanup.push(() => new Promise((resolve) => wss.close(resolve)));
+    defer(() => new Promise((resolve) => wss.close(resolve)));
     const { port } = await proxy({ cluster: { backends: [wsServer.url] } });
     const socket = new WebSocket(`ws://127.0.0.1:${port}/chat`);
     const reply = await new Promise<string>((resolve, reject) => {
@@ -517,7 +515,7 @@ describe('createProxy', () => {
 
   it('applies per-route first-byte timeouts', async () => {
     const hanging = await hangingUpstream();
-    cleanup.push(() => hanging.close());
+    defer(() => hanging.close());
     const { url } = await proxy({
       routes: [
         {

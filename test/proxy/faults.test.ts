@@ -5,15 +5,13 @@
 import http from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
 import { Agent, request } from 'undici';
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { type Cluster, createCluster } from '../../src/cluster/Cluster.js';
 import { createProxy } from '../../src/proxy/createProxy.js';
 import { within } from '../helpers/async.js';
+import { cleanupAfterEach } from '../helpers/cleanup.js';
 
-const cleanup: (() => Promise<unknown>)[] = [];
-afterEach(async () => {
-  for (const fn of cleanup.splice(0).reverse()) await fn();
-});
+const defer = cleanupAfterEach();
 
 /** A backend that can be killed (every socket reset) and started again on the same port. */
 async function killableBackend(name: string) {
@@ -38,7 +36,7 @@ async function killableBackend(name: string) {
     await closing;
   };
   await start();
-  cleanup.push(() => kill());
+  defer(() => kill());
   return { start, kill, url: () => `http://127.0.0.1:${port}` };
 }
 
@@ -56,7 +54,7 @@ describe('proxy under faults', () => {
       retry: { budget: { budgetPercent: 20, minRetryConcurrency: 32 } },
       slowStartMs: 2000,
     });
-    cleanup.push(() => cluster.close({ timeoutMs: 500 }));
+    defer(() => cluster.close({ timeoutMs: 500 }));
     const events: string[] = [];
     let weightWhenUp: number | undefined;
     for (const name of ['endpoint:down', 'endpoint:ejected', 'endpoint:up'] as const) {
@@ -69,10 +67,10 @@ describe('proxy under faults', () => {
     }
     const proxy = createProxy({ cluster });
     const server = await proxy.listen(0);
-    cleanup.push(() => proxy.close({ timeoutMs: 500 }));
+    defer(() => proxy.close({ timeoutMs: 500 }));
     const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}/`;
     const agent = new Agent({ connections: 32 });
-    cleanup.push(() => agent.close());
+    defer(() => agent.close());
 
     const served = new Map<string, number>();
     let failures = 0;
@@ -147,7 +145,7 @@ describe('proxy under faults', () => {
       socket.on('close', () => upstreamSockets.delete(socket));
     });
     await new Promise<void>((resolve) => streaming.listen(0, '127.0.0.1', resolve));
-    cleanup.push(
+    defer(
       () =>
         new Promise<void>((resolve) => {
           for (const socket of upstreamSockets) socket.destroy();
@@ -157,7 +155,7 @@ describe('proxy under faults', () => {
     const upstreamUrl = `http://127.0.0.1:${(streaming.address() as AddressInfo).port}`;
     const proxy = createProxy({ cluster: { backends: [upstreamUrl], pool: { connections: 64 } } });
     const server = await proxy.listen(0);
-    cleanup.push(() => proxy.close({ timeoutMs: 500 }));
+    defer(() => proxy.close({ timeoutMs: 500 }));
     const port = (server.address() as AddressInfo).port;
 
     const openStream = () =>
