@@ -563,29 +563,24 @@ export class Cluster extends EventEmitter<ClusterEvents> {
     const attempt = async (signal: AbortSignal): Promise<Response> => {
       const endpoint = this.#acquire(key, tried, prefer, pin);
       const started = this.#clock.now();
+      const requestInit = {
+        ...(request === undefined ? {} : { headers: request.headers, method: request.method }),
+        ...fetchInit,
+        method,
+        body,
+        signal,
+        dispatcher: endpoint.pool.dispatcher,
+        ...(body !== null && !replayable ? { duplex: 'half' } : {}),
+      };
+      this.#admitToPool(endpoint, started, signal);
       let response: Response;
       try {
-        const requestInit = {
-          ...(request === undefined ? {} : { headers: request.headers, method: request.method }),
-          ...fetchInit,
-          method,
-          body,
-          signal,
-          dispatcher: endpoint.pool.dispatcher,
-          ...(body !== null && !replayable ? { duplex: 'half' } : {}),
-        };
-        endpoint.pool.admit();
-        try {
-          response = (await undiciFetch(endpoint.origin + path, requestInit as never)) as unknown as Response;
-        } finally {
-          endpoint.pool.finish();
-        }
+        response = (await undiciFetch(endpoint.origin + path, requestInit as never)) as unknown as Response;
       } catch (error) {
-        endpoint.inflight--;
-        this.#settle(endpoint, outcomeOf(error, signal), started);
+        this.#relayHost.failed(endpoint, error, started, signal);
         throw error;
       }
-      endpoint.inflight--;
+      this.#relayHost.released(endpoint); // counted until the headers, not the body (see above)
       this.#settle(endpoint, response.status, started);
       served.set(response, endpoint);
       return response;
