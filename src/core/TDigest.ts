@@ -78,33 +78,9 @@ export class TDigest {
     other.#flush();
     if (other.#centroids === 0) return;
     this.#flush();
-    const n = this.#centroids + other.#centroids;
-    if (n > this.#spareMeans.length) {
-      this.#spareMeans = new Float64Array(n);
-      this.#spareWeights = new Float64Array(n);
-    }
-    const means = this.#spareMeans;
-    const weights = this.#spareWeights;
-    // Both lists are sorted: merge them by mean.
-    let i = 0;
-    let j = 0;
-    for (let k = 0; k < n; k++) {
-      const takeOurs =
-        j >= other.#centroids ||
-        (i < this.#centroids && (this.#means[i] as number) <= (other.#means[j] as number));
-      if (takeOurs) {
-        means[k] = this.#means[i] as number;
-        weights[k] = this.#weights[i++] as number;
-      } else {
-        means[k] = other.#means[j] as number;
-        weights[k] = other.#weights[j++] as number;
-      }
-    }
     if (other.#min < this.#min) this.#min = other.#min;
     if (other.#max > this.#max) this.#max = other.#max;
-    this.#spareMeans = this.#means;
-    this.#spareWeights = this.#weights;
-    this.#compress(means, weights, n, this.#totalWeight + other.#totalWeight);
+    this.#merge(other.#means, other.#weights, other.#centroids, other.#totalWeight);
   }
 
   /**
@@ -156,26 +132,42 @@ export class TDigest {
     const buffered = this.#buffered;
     if (buffered === 0) return;
     this.#buffered = 0;
-    const samples = this.#buffer.subarray(0, buffered).sort();
-    // Merge the sorted samples with the sorted centroids into the spare arrays, then compress there.
+    this.#merge(this.#buffer.subarray(0, buffered).sort(), undefined, buffered, buffered);
+  }
+
+  /**
+   * Merges `count` points sorted by mean (with `weights`, or 1 each) with the centroids into the spare
+   * arrays, then compresses them there into the new centroids.
+   */
+  #merge(
+    addedMeans: Float64Array,
+    addedWeights: Float64Array | undefined,
+    count: number,
+    addedWeight: number,
+  ): void {
+    const centroids = this.#centroids;
+    const n = centroids + count;
+    if (n > this.#spareMeans.length) {
+      this.#spareMeans = new Float64Array(n);
+      this.#spareWeights = new Float64Array(n);
+    }
     const means = this.#spareMeans;
     const weights = this.#spareWeights;
-    const centroids = this.#centroids;
     let i = 0;
     let j = 0;
-    const n = centroids + buffered;
     for (let k = 0; k < n; k++) {
-      if (j >= buffered || (i < centroids && (this.#means[i] as number) <= (samples[j] as number))) {
+      if (j >= count || (i < centroids && (this.#means[i] as number) <= (addedMeans[j] as number))) {
         means[k] = this.#means[i] as number;
         weights[k] = this.#weights[i++] as number;
       } else {
-        means[k] = samples[j++] as number;
-        weights[k] = 1;
+        means[k] = addedMeans[j] as number;
+        weights[k] = addedWeights === undefined ? 1 : (addedWeights[j] as number);
+        j++;
       }
     }
     this.#spareMeans = this.#means;
     this.#spareWeights = this.#weights;
-    this.#compress(means, weights, n, this.#totalWeight + buffered);
+    this.#compress(means, weights, n, this.#totalWeight + addedWeight);
   }
 
   /**
