@@ -91,7 +91,7 @@ export {
 } from './limit/RateLimiter.js';
 export type { RateLimitAlgorithm, RateLimitDecision, RateLimitRule, ResolvedRule } from './limit/rules.js';
 export type { RateLimitStore } from './limit/store.js';
-export { type MetricsSources, renderPrometheus } from './observe/prometheus.js';
+export { type MetricsSources, type ProxyMetricsSource, renderPrometheus } from './observe/prometheus.js';
 export { Pool, type PoolOptions, type PoolStats } from './pool/Pool.js';
 export {
   createProxy,

@@ -24,13 +24,13 @@ import type { Cluster } from '../cluster/Cluster.js';
 import type { BackendConfig } from '../core/endpoint.js';
 import { checkKnownOptions, describeValue } from '../core/validate.js';
 import type { RateLimiter } from '../limit/RateLimiter.js';
-import { renderPrometheus } from '../observe/prometheus.js';
+import { type ProxyMetricsSource, renderPrometheus } from '../observe/prometheus.js';
 
 /** Options of {@link createAdmin}. */
 export interface AdminOptions {
   clusters: Readonly<Record<string, Cluster>>;
   /** A proxy whose in-flight count (and MCP sessions, with MCP affinity) to report. */
-  proxy?: { readonly inflight: number; mcpSessions?(): Record<string, Record<string, number>> };
+  proxy?: ProxyMetricsSource;
   /** Rate limiters to report, by name. */
   limiters?: Readonly<Record<string, RateLimiter>>;
   /** Bearer token that mutations need; without one they are refused. */

@@ -11,8 +11,14 @@ import type { RateLimiter } from '../limit/RateLimiter.js';
 export interface MetricsSources {
   clusters: Readonly<Record<string, Cluster>>;
   limiters?: Readonly<Record<string, RateLimiter>>;
-  /** A proxy: its requests in flight, and its MCP sessions per cluster and endpoint when it has MCP affinity. */
-  proxy?: { readonly inflight: number; mcpSessions?(): Record<string, Record<string, number>> };
+  proxy?: ProxyMetricsSource;
+}
+
+/** What metrics read of a proxy: its requests in flight, and its MCP sessions per cluster and endpoint. */
+export interface ProxyMetricsSource {
+  readonly inflight: number;
+  /** Present with MCP affinity. */
+  mcpSessions?(): Record<string, Record<string, number>>;
 }
 
 type Labels = Readonly<Record<string, string>>;
