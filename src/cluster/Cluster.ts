@@ -462,7 +462,7 @@ export class Cluster extends EventEmitter<ClusterEvents> {
           ...(options.headersTimeoutMs === undefined ? {} : { headersTimeout: options.headersTimeoutMs }),
         });
       } catch (error) {
-        this.#relayHost.failed(endpoint, error, started, signal);
+        this.#report.failed(endpoint, error, started, signal);
         throw error;
       }
       this.#settle(endpoint, response.statusCode, started);
@@ -471,7 +471,7 @@ export class Cluster extends EventEmitter<ClusterEvents> {
       // an upstream that breaks mid-body, or a body destroyed unread, from crashing the process;
       // whoever reads the body still sees the error.
       const responseBody = response.body;
-      responseBody.once('close', () => this.#relayHost.released(endpoint));
+      responseBody.once('close', () => this.#report.released(endpoint));
       responseBody.on('error', ignoreError);
       return { statusCode: response.statusCode, headers: response.headers, body: response.body, endpoint };
     };
@@ -518,7 +518,7 @@ export class Cluster extends EventEmitter<ClusterEvents> {
           return;
         }
         const relay = new ResponseRelay(
-          this.#relayHost,
+          this.#report,
           endpoint,
           started,
           factory,
@@ -577,10 +577,10 @@ export class Cluster extends EventEmitter<ClusterEvents> {
       try {
         response = (await undiciFetch(endpoint.origin + path, requestInit as never)) as unknown as Response;
       } catch (error) {
-        this.#relayHost.failed(endpoint, error, started, signal);
+        this.#report.failed(endpoint, error, started, signal);
         throw error;
       }
-      this.#relayHost.released(endpoint); // counted until the headers, not the body (see above)
+      this.#report.released(endpoint); // counted until the headers, not the body (see above)
       this.#settle(endpoint, response.status, started);
       served.set(response, endpoint);
       return response;
@@ -691,7 +691,7 @@ export class Cluster extends EventEmitter<ClusterEvents> {
   }
 
   /** What requests report back: one object for the cluster, so a request allocates no callbacks. */
-  readonly #relayHost: RelayHost = {
+  readonly #report: RelayHost = {
     answered: (endpoint, statusCode, started) => this.#settle(endpoint, statusCode, started),
     failed: (endpoint, error, started, signal) => {
       endpoint.inflight--;
