@@ -24,9 +24,12 @@ export interface Balancer<E extends Endpoint = Endpoint> {
   readonly name: string;
   /**
    * Replaces the set of eligible endpoints (membership, health, weight or drain changed).
+   * `membership` is every endpoint that belongs, eligible or not (draining ones aside): wrappers that
+   * measure health (zone-aware, priority tiers) read it, and pass each inner balancer its own share
+   * of both; others ignore it. Omitted, it is taken to be `endpoints` (everything healthy).
    * @throws TypeError on duplicate ids, RangeError on a weight that is not a finite number >= 0
    */
-  update(endpoints: readonly E[]): void;
+  update(endpoints: readonly E[], membership?: readonly E[]): void;
   /** Picks an endpoint; `undefined` only when no eligible, non-excluded endpoint with weight > 0 is left. */
   pick(ctx?: PickContext): E | undefined;
 }

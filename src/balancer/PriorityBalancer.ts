@@ -75,10 +75,12 @@ export class PriorityBalancer<E extends Endpoint = Endpoint> implements Balancer
 
   update(endpoints: readonly E[], all: readonly E[] = endpoints): void {
     const eligible = new Map<number, E[]>();
-    const totals = new Map<number, number>();
+    const members = new Map<number, E[]>();
     for (const endpoint of all) {
       const priority = endpoint.priority ?? 0;
-      totals.set(priority, (totals.get(priority) ?? 0) + 1);
+      const group = members.get(priority);
+      if (group === undefined) members.set(priority, [endpoint]);
+      else group.push(endpoint);
     }
     for (const endpoint of takeActive(endpoints, this.name)) {
       const priority = endpoint.priority ?? 0;
@@ -91,18 +93,24 @@ export class PriorityBalancer<E extends Endpoint = Endpoint> implements Balancer
         eligible.set(priority, group);
       }
       group.push(endpoint);
-      if (!totals.has(priority)) totals.set(priority, group.length);
+    }
+    // An eligible endpoint missing from `all` (a caller that passed less) still counts as a member.
+    for (const [priority, group] of eligible) {
+      const tier = members.get(priority);
+      if (tier === undefined) members.set(priority, group);
+      else for (const endpoint of group) if (!tier.includes(endpoint)) tier.push(endpoint);
     }
     const previous = new Map(this.#tiers.map((tier) => [tier.priority, tier.balancer]));
-    const priorities = [...totals.keys()].sort((a, b) => a - b);
+    const priorities = [...members.keys()].sort((a, b) => a - b);
     const tiers: Tier<E>[] = [];
     const loads: number[] = [];
     let left = 1;
     for (const priority of priorities) {
       const group = eligible.get(priority) ?? [];
+      const tierMembers = members.get(priority) ?? group;
       const balancer = previous.get(priority) ?? this.#make();
-      balancer.update(group);
-      const load = Math.min(left, groupCapacity(group.length, totals.get(priority) ?? 0, this.#factor));
+      balancer.update(group, tierMembers);
+      const load = Math.min(left, groupCapacity(group.length, tierMembers.length, this.#factor));
       left -= load;
       tiers.push({ priority, balancer, until: 0 });
       loads.push(load);

@@ -76,11 +76,13 @@ export class ZoneAwareBalancer<E extends Endpoint = Endpoint> implements Balance
     const remote: E[] = [];
     for (const endpoint of takeActive(endpoints, this.name))
       (endpoint.zone === this.#localZone ? local : remote).push(endpoint);
-    let localTotal = 0;
-    for (const endpoint of all) if (endpoint.zone === this.#localZone) localTotal++;
-    this.#local.update(local);
-    this.#remote.update(remote);
-    this.#localShare = groupCapacity(local.length, localTotal, this.#factor);
+    const localMembers: E[] = [];
+    const remoteMembers: E[] = [];
+    for (const endpoint of all)
+      (endpoint.zone === this.#localZone ? localMembers : remoteMembers).push(endpoint);
+    this.#local.update(local, localMembers.length >= local.length ? localMembers : local);
+    this.#remote.update(remote, remoteMembers.length >= remote.length ? remoteMembers : remote);
+    this.#localShare = groupCapacity(local.length, Math.max(localMembers.length, local.length), this.#factor);
   }
 
   pick(ctx?: PickContext): E | undefined {

@@ -17,8 +17,10 @@
  * of a call admitted in an earlier state (a slow call that started while closed) does not count in
  * the new one. Open to half-open happens lazily, at the first call or state read after `openMs`.
  *
- * `execute(fn)` wraps a call; `tryAcquire()` / `onSuccess()` / `onFailure()` are the allocation-free
- * hot-path form. O(1) per call; the rolling window is a ring of 10 buckets.
+ * `execute(fn)` wraps a call; `tryAcquire()` is the hot-path form: it hands back a single-use
+ * {@link CircuitPermit} (or nothing), whose `success()`, `failure()` or `release()` reports the call,
+ * once, against the state it was admitted in. O(1) per call; the rolling window is a ring of 10
+ * buckets.
  */
 import { EventEmitter } from 'eventemitter3';
 import { type Clock, systemClock } from '../core/clock.js';
@@ -202,12 +204,12 @@ export class CircuitBreaker extends EventEmitter<CircuitBreakerEvents> {
    * otherwise calls `fn(signal)` and records its outcome.
    */
   execute<T>(fn: (signal: AbortSignal) => Promise<T>, signal?: AbortSignal): Promise<T> {
-    if (!this.tryAcquire()) {
+    const permit = this.tryAcquire();
+    if (permit === undefined) {
       return Promise.reject(
         new McgravityError('ECIRCUITOPEN', `${this.name}: circuit is ${this.#state.kind}, call refused`),
       );
     }
-    const epoch = this.#epoch;
     let pending: Promise<T>;
     try {
       pending = Promise.resolve(fn(signal ?? neverAborted));
@@ -217,37 +219,43 @@ export class CircuitBreaker extends EventEmitter<CircuitBreakerEvents> {
     // then() rather than async/await: one promise hop less per call on the hot path.
     return pending.then(
       (value) => {
-        if (this.#isFailure({ value })) this.onFailure(epoch);
-        else this.onSuccess(epoch);
+        if (this.#isFailure({ value })) permit.failure();
+        else permit.success();
         return value;
       },
       (error: unknown) => {
-        if (signal?.aborted) this.release(epoch);
-        else if (this.#isFailure({ error })) this.onFailure(epoch);
-        else this.onSuccess(epoch);
+        if (signal?.aborted) permit.release();
+        else if (this.#isFailure({ error })) permit.failure();
+        else permit.success();
         throw error;
       },
     );
   }
 
-  /** Admits one call, or refuses it (open, or half-open with every probe slot taken). */
-  tryAcquire(): boolean {
+  /**
+   * Admits one call and hands back its permit, or refuses it (open, or half-open with every probe
+   * slot taken) with `undefined`. Report the call's end through the permit, exactly once.
+   */
+  tryAcquire(): CircuitPermit | undefined {
     this.#maybeHalfOpen();
     const state = this.#state;
     if (state.kind === 'closed') {
       this.#admitted++;
-      return true;
+      return new CircuitPermit(this, this.#epoch);
     }
     if (state.kind === 'half-open' && state.probes < this.#halfOpenMax) {
       state.probes++;
       this.#admitted++;
-      return true;
+      return new CircuitPermit(this, this.#epoch);
     }
     this.#rejected++;
-    return false;
+    return undefined;
   }
 
-  /** Records a success of an admitted call. */
+  /**
+   * Records a success of a call admitted in `epoch`.
+   * @deprecated report through the {@link CircuitPermit} that {@link CircuitBreaker.tryAcquire} gave
+   */
   onSuccess(epoch = this.#epoch): void {
     if (epoch !== this.#epoch) return;
     const state = this.#state;
@@ -262,7 +270,10 @@ export class CircuitBreaker extends EventEmitter<CircuitBreakerEvents> {
     }
   }
 
-  /** Records a failure of an admitted call. */
+  /**
+   * Records a failure of a call admitted in `epoch`.
+   * @deprecated report through the {@link CircuitPermit} that {@link CircuitBreaker.tryAcquire} gave
+   */
   onFailure(epoch = this.#epoch): void {
     this.#failures++;
     if (epoch !== this.#epoch) return;
@@ -286,7 +297,10 @@ export class CircuitBreaker extends EventEmitter<CircuitBreakerEvents> {
     }
   }
 
-  /** Gives back an admitted call whose outcome says nothing about the dependency (the caller gave up). */
+  /**
+   * Gives back a call admitted in `epoch` whose outcome says nothing about the dependency.
+   * @deprecated report through the {@link CircuitPermit} that {@link CircuitBreaker.tryAcquire} gave
+   */
   release(epoch = this.#epoch): void {
     if (epoch !== this.#epoch) return;
     const state = this.#state;
@@ -347,5 +361,49 @@ export class CircuitBreaker extends EventEmitter<CircuitBreakerEvents> {
     this.#state = next;
     this.#epoch++;
     this.emit('circuit:state', next.kind, from);
+  }
+}
+
+/**
+ * One admitted call of a {@link CircuitBreaker}: report how it ended with exactly one of `success()`,
+ * `failure()` or `release()` (the caller gave up: the outcome says nothing). Later reports are
+ * ignored, and so is a report after the breaker changed state (the call was admitted in another
+ * state), so a half-open breaker never lets more than `halfOpenMaxRequests` probes run at once.
+ */
+export class CircuitPermit {
+  readonly #breaker: CircuitBreaker;
+  /** The breaker's epoch when the call was admitted. */
+  readonly epoch: number;
+  #used = false;
+
+  constructor(breaker: CircuitBreaker, epoch: number) {
+    this.#breaker = breaker;
+    this.epoch = epoch;
+  }
+
+  /** True once the call was reported. */
+  get used(): boolean {
+    return this.#used;
+  }
+
+  /** The call succeeded. */
+  success(): void {
+    if (this.#used) return;
+    this.#used = true;
+    this.#breaker.onSuccess(this.epoch);
+  }
+
+  /** The call failed. */
+  failure(): void {
+    if (this.#used) return;
+    this.#used = true;
+    this.#breaker.onFailure(this.epoch);
+  }
+
+  /** The call was abandoned: it counts neither way, and frees its probe slot. */
+  release(): void {
+    if (this.#used) return;
+    this.#used = true;
+    this.#breaker.release(this.epoch);
   }
 }

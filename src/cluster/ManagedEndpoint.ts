@@ -28,6 +28,8 @@ export interface EndpointStats {
   /** Outlier detection has taken it out. */
   readonly ejected: boolean;
   readonly draining: boolean;
+  /** Out of rotation for a while after answering 503 or 429 with a `Retry-After`. */
+  readonly coolingDown: boolean;
   /** Its circuit breaker's state, or `'closed'` without one. */
   readonly circuit: CircuitState;
   readonly inflight: number;
@@ -60,6 +62,8 @@ export class ManagedEndpoint implements Endpoint {
   healthy = true;
   ejected = false;
   draining = false;
+  /** Out of rotation until then, after a `Retry-After` (cluster clock). */
+  coolingUntil: number | undefined;
   /** When it last became eligible, if it is ramping up. */
   slowStartSince: number | undefined;
   requests = 0;
@@ -134,6 +138,7 @@ export class ManagedEndpoint implements Endpoint {
       healthy: this.healthy,
       ejected: this.ejected,
       draining: this.draining,
+      coolingDown: this.coolingUntil !== undefined,
       circuit: this.breaker?.state ?? 'closed',
       inflight: this.inflight,
       requests: this.requests,

@@ -15,9 +15,10 @@
 import type { Writable } from 'node:stream';
 import type { Dispatcher } from 'undici';
 import type { Endpoint } from '../core/endpoint.js';
-import { McgravityError } from '../core/errors.js';
-import { abortReason, neverAborted } from '../core/signals.js';
-import type { ManagedEndpoint } from './ManagedEndpoint.js';
+import { type ErrorCode, isMcgravityError, McgravityError } from '../core/errors.js';
+import { failureKind } from '../core/failures.js';
+import { abortReason } from '../core/signals.js';
+import type { Attempt } from './Attempt.js';
 
 /** The status and headers of an answer, handed to {@link Cluster.stream}'s factory. */
 export interface ClusterStreamHead {
@@ -40,17 +41,8 @@ export interface ClusterStreamResult {
 /** Makes the Writable an answer is written to; called once, when the answer is final. */
 export type ClusterStreamFactory = (head: ClusterStreamHead) => Writable;
 
-/** What a relay reports to its cluster (one object per cluster, not per request). */
-export interface RelayHost {
-  /** The answer's headers arrived: record its status. */
-  answered(endpoint: ManagedEndpoint, statusCode: number, started: number): void;
-  /** The attempt failed before any answer. */
-  failed(endpoint: ManagedEndpoint, error: unknown, started: number, signal: AbortSignal): void;
-  /** The endpoint is done with this request (body ended, broken or dropped). */
-  released(endpoint: ManagedEndpoint): void;
-  /** True when the retry policy might retry this answer, so it must be held. */
-  mightRetry(head: ClusterStreamHead, idempotent: boolean): boolean;
-}
+/** True when the retry policy might retry this answer, so it must be held (one function per cluster). */
+export type MightRetry = (head: ClusterStreamHead, idempotent: boolean) => boolean;
 
 type State = 'connecting' | 'relaying' | 'held' | 'discarding' | 'done';
 
@@ -61,9 +53,8 @@ const NO_TRAILERS: Record<string, string | string[] | undefined> = Object.freeze
 
 /** Relays one attempt's answer; see the module comment. */
 export class ResponseRelay implements Dispatcher.DispatchHandler, ClusterStreamHead {
-  readonly #host: RelayHost;
-  readonly #endpoint: ManagedEndpoint;
-  readonly #started: number;
+  readonly #attempt: Attempt;
+  readonly #mightRetry: MightRetry;
   readonly #factory: ClusterStreamFactory;
   readonly #idempotent: boolean;
   readonly #signal: AbortSignal | undefined;
@@ -77,10 +68,11 @@ export class ResponseRelay implements Dispatcher.DispatchHandler, ClusterStreamH
   #bytes = 0;
   /** Chunks that arrived while held (undici may hand over what it already parsed). */
   #heldChunks: Buffer[] | undefined;
+  /** undici started writing the request (before that, a failure proves it never reached the upstream). */
+  #sent = false;
   #upstreamEnded = false;
   #upstreamError: unknown;
   #trailers = NO_TRAILERS;
-  #released = false;
   #resume: (() => void) | undefined;
   #result: ClusterStreamResult | undefined;
   #failure: unknown;
@@ -88,18 +80,16 @@ export class ResponseRelay implements Dispatcher.DispatchHandler, ClusterStreamH
   #onAbort: (() => void) | undefined;
 
   constructor(
-    host: RelayHost,
-    endpoint: ManagedEndpoint,
-    started: number,
+    attempt: Attempt,
+    mightRetry: MightRetry,
     factory: ClusterStreamFactory,
     idempotent: boolean,
     signal: AbortSignal | undefined,
     resolveHead: (relay: ResponseRelay) => void,
     rejectHead: (error: unknown) => void,
   ) {
-    this.#host = host;
-    this.#endpoint = endpoint;
-    this.#started = started;
+    this.#attempt = attempt;
+    this.#mightRetry = mightRetry;
     this.#factory = factory;
     this.#idempotent = idempotent;
     this.#signal = signal;
@@ -120,7 +110,7 @@ export class ResponseRelay implements Dispatcher.DispatchHandler, ClusterStreamH
   }
 
   get endpoint(): Endpoint {
-    return this.#endpoint;
+    return this.#attempt.endpoint;
   }
 
   get bytesRelayed(): number {
@@ -145,7 +135,7 @@ export class ResponseRelay implements Dispatcher.DispatchHandler, ClusterStreamH
     if (this.#state !== 'held') return;
     this.#state = 'discarding';
     this.#heldChunks = undefined;
-    if (this.#upstreamEnded || this.#upstreamError !== undefined) this.#release();
+    if (this.#upstreamEnded || this.#upstreamError !== undefined) this.#attempt.end();
     else this.#controller?.resume();
   }
 
@@ -153,6 +143,7 @@ export class ResponseRelay implements Dispatcher.DispatchHandler, ClusterStreamH
 
   onRequestStart(controller: Dispatcher.DispatchController): void {
     this.#controller = controller;
+    this.#sent = true;
     if (this.#signal?.aborted) controller.abort(abortReason(this.#signal));
   }
 
@@ -164,8 +155,9 @@ export class ResponseRelay implements Dispatcher.DispatchHandler, ClusterStreamH
     if (statusCode < 200 || this.#state !== 'connecting') return; // 1xx: informational, not forwarded
     this.#statusCode = statusCode;
     this.#headers = headers;
-    this.#host.answered(this.#endpoint, statusCode, this.#started);
-    if (this.#host.mightRetry(this, this.#idempotent)) {
+    const retryAfter = headers['retry-after'];
+    this.#attempt.answered(statusCode, typeof retryAfter === 'string' ? retryAfter : undefined);
+    if (this.#mightRetry(this, this.#idempotent)) {
       this.#state = 'held';
       controller.pause();
     } else {
@@ -209,7 +201,7 @@ export class ResponseRelay implements Dispatcher.DispatchHandler, ClusterStreamH
     this.#upstreamEnded = true;
     this.#trailers = trailers;
     if (this.#state === 'held') return; // accept() or discard() decides
-    this.#release();
+    this.#attempt.end();
     if (this.#state === 'relaying') (this.#writable as Writable).end();
   }
 
@@ -218,22 +210,21 @@ export class ResponseRelay implements Dispatcher.DispatchHandler, ClusterStreamH
       case 'connecting': {
         this.#state = 'done';
         this.#detachSignal();
-        this.#released = true; // failed() releases the endpoint
-        this.#host.failed(this.#endpoint, error, this.#started, this.#signal ?? neverAborted);
+        this.#attempt.failed(error, this.#signal);
         const reject = this.#rejectHead;
         this.#resolveHead = this.#rejectHead = undefined;
-        reject?.(error);
+        reject?.(this.#sent || failureKind(error) === 'connect-failure' ? error : unsent(error));
         return;
       }
       case 'held':
         this.#upstreamError = error;
         return;
       case 'relaying':
-        this.#release();
-        this.#fail(error);
+        this.#attempt.end();
+        this.#fail(error, 'EUPSTREAM');
         return;
       default:
-        this.#release();
+        this.#attempt.end();
         return;
     }
   }
@@ -247,8 +238,8 @@ export class ResponseRelay implements Dispatcher.DispatchHandler, ClusterStreamH
     try {
       writable = this.#factory(this);
     } catch (error) {
+      this.#fail(error, 'EINTERNAL'); // first: the abort below reports an upstream error at once
       this.#controller?.abort(error instanceof Error ? error : new Error(String(error)));
-      this.#fail(error);
       return;
     }
     this.#writable = writable;
@@ -273,10 +264,10 @@ export class ResponseRelay implements Dispatcher.DispatchHandler, ClusterStreamH
       }
     }
     if (this.#upstreamError !== undefined) {
-      this.#release();
-      this.#fail(this.#upstreamError);
+      this.#attempt.end();
+      this.#fail(this.#upstreamError, 'EUPSTREAM');
     } else if (this.#upstreamEnded) {
-      this.#release();
+      this.#attempt.end();
       writable.end();
     } else if (room) {
       this.#controller?.resume();
@@ -293,33 +284,40 @@ export class ResponseRelay implements Dispatcher.DispatchHandler, ClusterStreamH
     this.#state = 'done';
     this.#detachSignal();
     if (writable.writableFinished) {
-      this.#result = { statusCode: this.#statusCode, endpoint: this.#endpoint, trailers: this.#trailers };
+      this.#result = {
+        statusCode: this.#statusCode,
+        endpoint: this.#attempt.endpoint,
+        trailers: this.#trailers,
+      };
       this.#settle?.resolve(this.#result);
       return;
     }
     // The reader went away (a client that disconnected): stop the upstream.
     const error = new McgravityError('EABORTED', 'the response was closed before its end');
     if (!this.#upstreamEnded) this.#controller?.abort(error);
-    this.#release();
+    this.#attempt.end();
     this.#failure = error;
     this.#settle?.reject(error);
   };
 
-  /** Ends the relay with an error: the Writable is destroyed (a truncated answer must not look whole). */
-  #fail(error: unknown): void {
+  /**
+   * Ends the relay with an error: the Writable is destroyed (a truncated answer must not look whole).
+   * The error is ours, marked as after the answer started, so nothing retries it; a foreign one is
+   * wrapped as its `cause`, never changed.
+   */
+  #fail(error: unknown, code: ErrorCode): void {
     if (this.#state === 'done') return;
     this.#state = 'done';
     this.#detachSignal();
-    this.#failure = markStarted(error);
+    this.#failure = isMcgravityError(error)
+      ? error
+      : new McgravityError(
+          code,
+          code === 'EINTERNAL' ? 'the response factory threw' : 'the upstream broke off its answer',
+          { cause: error, phase: 'response-started' },
+        );
     this.#writable?.destroy();
     this.#settle?.reject(this.#failure);
-  }
-
-  #release(): void {
-    if (this.#released) return;
-    this.#released = true;
-    this.#detachSignal();
-    this.#host.released(this.#endpoint);
   }
 
   #detachSignal(): void {
@@ -329,10 +327,12 @@ export class ResponseRelay implements Dispatcher.DispatchHandler, ClusterStreamH
   }
 }
 
-/** Flags an error raised after the answer started, so that nothing retries it. */
-function markStarted(error: unknown): unknown {
-  if (error !== null && typeof error === 'object' && Object.isExtensible(error)) {
-    (error as { responseStarted?: boolean }).responseStarted = true;
-  }
-  return error;
+/** A failure before undici started writing the request: it never reached the upstream. */
+function unsent(error: unknown): McgravityError {
+  if (isMcgravityError(error)) return error;
+  const message = error instanceof Error ? error.message : String(error);
+  return new McgravityError('EUPSTREAM', `the request was not sent: ${message}`, {
+    cause: error,
+    phase: 'unsent',
+  });
 }

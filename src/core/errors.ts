@@ -59,7 +59,16 @@ export interface McgravityErrorOptions {
   cause?: unknown;
   /** Overrides the HTTP status that {@link errorStatus} maps the code to. */
   statusCode?: number;
+  /** Where an upstream call failed, when it matters for retries: see {@link McgravityError.phase}. */
+  phase?: UpstreamPhase;
 }
+
+/**
+ * How far an upstream call had got when it failed: `'unsent'` never reached the upstream (safe to
+ * send elsewhere, whatever the method), `'response-started'` failed after the answer had begun
+ * (never retried).
+ */
+export type UpstreamPhase = 'unsent' | 'response-started';
 
 /** An error with a stable `code` and the HTTP `statusCode` it maps to. */
 export class McgravityError extends Error {
@@ -67,12 +76,15 @@ export class McgravityError extends Error {
   readonly code: ErrorCode;
   /** HTTP status for this error when it ends a proxied request. */
   readonly statusCode: number;
+  /** Where the upstream call failed, when the error says so. */
+  readonly phase: UpstreamPhase | undefined;
 
   constructor(code: ErrorCode, message: string, options: McgravityErrorOptions = {}) {
     super(message, options.cause === undefined ? undefined : { cause: options.cause });
     this.name = 'McgravityError';
     this.code = code;
     this.statusCode = options.statusCode ?? errorStatus[code];
+    this.phase = options.phase;
   }
 }
 

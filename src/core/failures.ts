@@ -41,14 +41,27 @@ export function failureKind(error: unknown): FailureKind | undefined {
   return undefined;
 }
 
-/** True for an error raised after the upstream had started its response: such a call is never retried. */
+/**
+ * True for an error raised after the upstream had started its response: such a call is never retried.
+ * Our own errors say so with `phase`; a caller's error may carry `responseStarted: true`.
+ */
 export function responseStarted(error: unknown): boolean {
+  if (isMcgravityError(error)) return error.phase === 'response-started';
   return (
     error !== null &&
     typeof error === 'object' &&
-    ((error as { responseStarted?: unknown }).responseStarted === true ||
-      (isMcgravityError(error) && (error.cause as { responseStarted?: unknown })?.responseStarted === true))
+    (error as { responseStarted?: unknown }).responseStarted === true
   );
+}
+
+/**
+ * True for an error that proves the call never reached its upstream: the connection was refused or
+ * timed out, or the request failed before it was written (`phase: 'unsent'`). Such an attempt can be
+ * sent to another endpoint whatever its method.
+ */
+export function neverSent(error: unknown): boolean {
+  if (isMcgravityError(error) && error.phase !== undefined) return error.phase === 'unsent';
+  return failureKind(error) === 'connect-failure';
 }
 
 /** The HTTP status of a response-like value (undici's `statusCode`, fetch's `status`), if any. */

@@ -15,7 +15,9 @@
  *   is below mean − stdevFactor × standard deviation.
  *
  * No more than `maxEjectionPercent` of the endpoints are ejected at once, but always at least one
- * may be (Envoy's rule). Reporting is O(1); the interval sweep O(n).
+ * may be (Envoy's rule); endpoints that another mechanism holds out of rotation (an open circuit
+ * breaker, see `markUnavailable`) count as ejected there. A passing active health check returns an
+ * ejected endpoint at once (`restore`, Envoy's `successful_active_health_check_uneject_host`). Reporting is O(1); the interval sweep O(n).
  */
 import { EventEmitter } from 'eventemitter3';
 import { type Clock, systemClock } from '../core/clock.js';
@@ -81,6 +83,8 @@ interface HostState {
   consecutiveLocal: number;
   ejections: number;
   ejected: boolean;
+  /** Held out of rotation by another mechanism (an open breaker): counts as ejected for the cap. */
+  unavailable: boolean;
   /** When the endpoint last came back (or the multiplier last decayed). */
   healthySince: number;
   timer: unknown;
@@ -118,6 +122,8 @@ export class OutlierDetector extends EventEmitter<OutlierEvents> {
   readonly #clock: Clock;
   readonly #hosts = new Map<string, HostState>();
   #ejectedCount = 0;
+  /** Hosts unavailable by another mechanism and not ejected. */
+  #unavailableCount = 0;
   #intervalTimer: unknown;
   #closed = false;
 
@@ -172,6 +178,7 @@ export class OutlierDetector extends EventEmitter<OutlierEvents> {
       consecutiveLocal: 0,
       ejections: 0,
       ejected: false,
+      unavailable: false,
       healthySince: this.#clock.now(),
       timer: undefined,
       intervalRequests: 0,
@@ -186,8 +193,29 @@ export class OutlierDetector extends EventEmitter<OutlierEvents> {
     if (host.ejected) {
       this.#clock.clearTimeout(host.timer);
       this.#ejectedCount--;
+    } else if (host.unavailable) {
+      this.#unavailableCount--;
     }
     this.#hosts.delete(id);
+  }
+
+  /**
+   * Notes that another mechanism holds `id` out of rotation (an open circuit breaker), or no longer
+   * does: such an endpoint counts as ejected for `maxEjectionPercent`.
+   */
+  markUnavailable(id: string, unavailable: boolean): void {
+    const host = this.#hosts.get(id);
+    if (host === undefined || host.unavailable === unavailable) return;
+    host.unavailable = unavailable;
+    if (!host.ejected) this.#unavailableCount += unavailable ? 1 : -1;
+  }
+
+  /** Returns an ejected endpoint now (an active health check passed); its multiplier stays. */
+  restore(id: string): void {
+    const host = this.#hosts.get(id);
+    if (host === undefined || !host.ejected) return;
+    this.#clock.clearTimeout(host.timer);
+    this.#restore(id, host);
   }
 
   /** True while the endpoint is ejected. */
@@ -239,9 +267,8 @@ export class OutlierDetector extends EventEmitter<OutlierEvents> {
   }
 
   #mayEject(): boolean {
-    return (
-      this.#ejectedCount === 0 || (100 * this.#ejectedCount) / this.#hosts.size < this.#maxEjectionPercent
-    );
+    const out = this.#ejectedCount + this.#unavailableCount;
+    return out === 0 || (100 * out) / this.#hosts.size < this.#maxEjectionPercent;
   }
 
   #eject(id: string, host: HostState, reason: EjectionReason): void {
@@ -252,6 +279,7 @@ export class OutlierDetector extends EventEmitter<OutlierEvents> {
     host.consecutiveGateway = 0;
     host.consecutiveLocal = 0;
     this.#ejectedCount++;
+    if (host.unavailable) this.#unavailableCount--;
     const ejectionMs = Math.min(this.#maxEjectionMs, this.#baseEjectionMs * host.ejections);
     host.timer = this.#clock.setTimeout(() => this.#restore(id, host), ejectionMs);
     this.emit('endpoint:ejected', { id, reason, ejectionMs, ejections: host.ejections });
@@ -263,6 +291,7 @@ export class OutlierDetector extends EventEmitter<OutlierEvents> {
     host.healthySince = this.#clock.now();
     host.timer = undefined;
     this.#ejectedCount--;
+    if (host.unavailable) this.#unavailableCount++;
     this.emit('endpoint:restored', { id });
   }
 

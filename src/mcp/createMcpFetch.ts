@@ -21,7 +21,7 @@
  *   without taking the whole replica out.
  */
 import { EventEmitter } from 'eventemitter3';
-import { CircuitBreaker, type CircuitBreakerOptions, type CircuitState } from '../breaker/CircuitBreaker.js';
+import type { CircuitBreakerOptions, CircuitPermit, CircuitState } from '../breaker/CircuitBreaker.js';
 import { type Cluster, type ClusterFetchInit, servedBy } from '../cluster/Cluster.js';
 import { type LatencySummary, LatencyWindow } from '../cluster/LatencyWindow.js';
 import { type Clock, systemClock } from '../core/clock.js';
@@ -40,6 +40,7 @@ import {
   statsKey,
 } from './protocol.js';
 import { type SessionEntry, SessionTable } from './SessionTable.js';
+import { type ToolAdmission, ToolBreakers } from './ToolBreakers.js';
 import { type RpcOutcome, watchResponse } from './watchResponse.js';
 
 /** Options of {@link createMcpFetch}. */
@@ -131,6 +132,8 @@ interface Call {
   /** The call's single JSON-RPC message (a batch has none), and its tool for `tools/call`. */
   readonly only: McpMessage | undefined;
   readonly tool: string | undefined;
+  /** The call's per-tool breaker permits. */
+  readonly admission: ToolAdmission | undefined;
   readonly counters: MethodCounters | undefined;
   readonly started: number;
   /** The session id as the client knows it. */
@@ -171,12 +174,11 @@ class McpClientFetch {
   readonly #cluster: Cluster;
   readonly #reinitialize: boolean;
   readonly #idempotentTool: (tool: string) => boolean;
-  readonly #breakerOptions: CircuitBreakerOptions | false;
+  readonly #toolBreakers: ToolBreakers | undefined;
   readonly #sessions: SessionTable<SessionData>;
   readonly #statsWindowMs: number;
   readonly #clock: Clock;
   readonly #methods = new Map<string, MethodCounters>();
-  readonly #breakers = new Map<string, { endpointId: string; tool: string; breaker: CircuitBreaker }>();
 
   constructor(cluster: Cluster, options: McpFetchOptions) {
     if (cluster === null || typeof cluster !== 'object' || typeof cluster.fetch !== 'function')
@@ -197,9 +199,11 @@ class McpClientFetch {
       throw new TypeError(
         `toolBreaker must be circuit breaker options or false, got ${describeValue(breaker)}`,
       );
-    if (breaker !== false) new CircuitBreaker(breaker); // checks the options now, not at the first call
-    this.#breakerOptions = breaker;
     this.#clock = options.clock ?? systemClock;
+    this.#toolBreakers =
+      breaker === false
+        ? undefined
+        : new ToolBreakers(breaker, this.#clock, (info) => this.events.emit('tool:circuit', info));
     this.#statsWindowMs = optionalDuration(options.statsWindowMs, 'statsWindowMs', 60_000);
     this.#sessions = new SessionTable<SessionData>({
       maxSessions: optionalNumber(options.maxSessions, 'maxSessions', 10_000, { min: 1, integer: true }),
@@ -223,15 +227,16 @@ class McpClientFetch {
       headers.set(SESSION_HEADER, session.data.serverSessionId);
 
     const tool = only?.method === 'tools/call' ? only.name : undefined;
-    let exclude: Set<string> | undefined;
-    if (tool !== undefined && this.#breakerOptions !== false) {
+    let admission: ToolAdmission | undefined;
+    if (tool !== undefined && this.#toolBreakers !== undefined) {
       if (session !== undefined) {
-        const breaker = this.#breaker(session.endpointId, tool);
-        if (breaker.state === 'open') return toolCircuitOpen(tool, session.endpointId, only?.id);
+        admission = this.#toolBreakers.admitPinned(session.endpointId, tool);
+        if (admission === undefined) return toolCircuitOpen(tool, session.endpointId, only?.id);
       } else {
-        exclude = this.#openFor(tool);
+        admission = this.#toolBreakers.admitBalanced(tool);
       }
     }
+    const exclude = admission?.exclude;
 
     const fetchInit: ClusterFetchInit = {
       ...init,
@@ -254,6 +259,7 @@ class McpClientFetch {
       init: fetchInit,
       only,
       tool,
+      admission,
       counters,
       started: this.#clock.now(),
       clientSession,
@@ -266,15 +272,18 @@ class McpClientFetch {
       const gone =
         session === undefined ? undefined : await ownerGoneReason(this.#cluster, session.endpointId, error);
       if (gone !== undefined && clientSession !== undefined && session !== undefined) {
+        admission?.releaseAll();
         return this.#ownerGone(call, clientSession, session, gone);
       }
       if (counters !== undefined) counters.errors++;
-      if (tool !== undefined && session !== undefined) this.#breaker(session.endpointId, tool).onFailure();
+      if (session !== undefined) admission?.servedBy(session.endpointId)?.failure();
+      else admission?.releaseAll();
       throw error;
     }
     const endpointId = servedBy(response)?.id;
 
     if (response.status === 404 && clientSession !== undefined && session !== undefined) {
+      admission?.releaseAll();
       await response.body?.cancel();
       return this.#ownerGone(call, clientSession, session, 'not-found');
     }
@@ -309,10 +318,7 @@ class McpClientFetch {
         latency: counters.latency.summary(),
       };
     }
-    const openToolCircuits: { endpointId: string; tool: string; state: CircuitState }[] = [];
-    for (const { endpointId, tool, breaker } of this.#breakers.values()) {
-      if (breaker.state !== 'closed') openToolCircuits.push({ endpointId, tool, state: breaker.state });
-    }
+    const openToolCircuits = this.#toolBreakers?.notClosed() ?? [];
     // Sessions of a removed endpoint stay in the table until their next request answers 404 (with an
     // event) or they expire; they are not counted.
     const byEndpoint = this.#sessions.countFor(this.#cluster.endpoints);
@@ -337,22 +343,22 @@ class McpClientFetch {
     endpointId: string | undefined,
     moved: SessionData | undefined,
   ): Response {
-    const { only, tool, counters, started, clientSession } = call;
+    const { only, counters, started, clientSession, admission } = call;
     const renamed = moved?.serverSessionId !== undefined && response.headers.has(SESSION_HEADER);
-    const breaker =
-      tool !== undefined && endpointId !== undefined && this.#breakerOptions !== false
-        ? this.#breaker(endpointId, tool)
-        : undefined;
+    let breaker: CircuitPermit | undefined;
+    if (admission !== undefined) {
+      if (endpointId !== undefined) breaker = admission.servedBy(endpointId);
+      else admission.releaseAll();
+    }
     const record = (outcome: RpcOutcome | 'http-error') => {
       if (counters !== undefined) {
         if (outcome === 'http-error') counters.errors++;
         else if (outcome === 'rpc-error' || outcome === 'tool-error') counters.rpcErrors++;
         if (outcome !== 'cancelled') counters.latency.record(this.#clock.now() - started);
       }
-      if (breaker !== undefined && outcome !== 'cancelled' && outcome !== 'unknown') {
-        if (outcome === 'ok') breaker.onSuccess();
-        else breaker.onFailure();
-      }
+      if (outcome === 'cancelled' || outcome === 'unknown') breaker?.release();
+      else if (outcome === 'ok') breaker?.success();
+      else breaker?.failure();
     };
     const type = response.headers.get('content-type') ?? '';
     const sse = type.startsWith('text/event-stream');
@@ -463,33 +469,6 @@ class McpClientFetch {
       this.#methods.set(key, counters);
     }
     return counters;
-  }
-
-  #breaker(endpointId: string, tool: string): CircuitBreaker {
-    const key = `${endpointId}\u0000${tool}`;
-    let entry = this.#breakers.get(key);
-    if (entry === undefined) {
-      const breaker = new CircuitBreaker({
-        ...(this.#breakerOptions === false ? {} : this.#breakerOptions),
-        clock: this.#clock,
-        name: `${endpointId}/${tool}`,
-      });
-      breaker.on('circuit:state', (state) => this.events.emit('tool:circuit', { endpointId, tool, state }));
-      entry = { endpointId, tool, breaker };
-      this.#breakers.set(key, entry);
-    }
-    return entry.breaker;
-  }
-
-  /** Replicas whose breaker for `tool` is open. */
-  #openFor(tool: string): Set<string> | undefined {
-    let open: Set<string> | undefined;
-    for (const entry of this.#breakers.values()) {
-      if (entry.tool !== tool || entry.breaker.state !== 'open') continue;
-      open ??= new Set();
-      open.add(entry.endpointId);
-    }
-    return open;
   }
 }
 

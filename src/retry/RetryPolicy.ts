@@ -7,11 +7,20 @@
  * - the upstream had not started its response (an error marked `responseStarted` is final);
  * - attempts remain, the caller has not aborted, and the retry budget has room.
  *
+ * A *requeue* is apart from that: with `requeue: true` (a caller that sends each attempt to a different
+ * endpoint, as a Cluster does), an attempt that provably never reached its upstream (the connection
+ * was refused or timed out, or the request failed before it was written) is tried again at once, for
+ * any method and failure list, bounded by the attempts but not by the retry budget: it added no load
+ * to any backend (Finagle's `RequeueFilter`).
+ *
  * Between attempts it waits with exponential backoff and full jitter (AWS Architecture Blog,
  * "Exponential Backoff and Jitter": a random delay in [0, min(maxMs, baseMs × 2^retry))), or as long
- * as the upstream's `Retry-After` asks, up to `maxRetryAfterMs` (longer, and it stops retrying).
+ * as the upstream's `Retry-After` asks, up to `maxRetryAfterMs` (longer, and it stops retrying), unless
+ * the caller retries elsewhere (`honourRetryAfter: false`: a Retry-After speaks of the endpoint that
+ * sent it, not of the next one).
  * Each attempt runs under its own `perTryTimeoutMs`. When retries run out, the last outcome stands:
- * a response is returned as it is (a 503 stays a 503), an error is thrown.
+ * a response is returned as it is (a 503 stays a 503), an error is thrown; when the budget refuses a
+ * retry of an error, the call fails with `ERETRYBUDGET` (503), the error as its `cause`.
  *
  * Semantics follow Envoy's retry policy (retry_on, num_retries, per_try_timeout, retry budget) and
  * its defaults: base interval 25 ms, maximum 10 × base.
@@ -24,6 +33,7 @@ import {
   type FailureKind,
   failureKind,
   headerOf,
+  neverSent,
   responseStarted,
   retryAfterMs,
   statusOf,
@@ -49,7 +59,10 @@ export interface RetryOptions {
   backoff?: { baseMs?: number | string; maxMs?: number | string };
   /** Longest `Retry-After` honoured; a longer one ends the retries. @default 10_000 */
   maxRetryAfterMs?: number | string;
-  /** Caps concurrent retries; share one instance across policies for the same backends. @default a budget of 20 %, at least 3 */
+  /**
+   * Caps retries to a share of recent requests; share one instance across policies for the same
+   * backends. @default 20 % of the requests of the last 10 s, plus 10 per second
+   */
   budget?: RetryBudget | RetryBudgetOptions | false;
   /** Called with a response-like value that is dropped for a retry, to release it (e.g. drain its body). */
   onDiscard?: (value: unknown) => void | Promise<void>;
@@ -78,6 +91,13 @@ export interface RetryCallOptions {
    * endpoint left to try returns the last answer, not an error of its own).
    */
   canRetry?: () => boolean;
+  /**
+   * Each attempt goes to a different endpoint: an attempt that never reached its upstream is tried
+   * again at once, outside the budget (see the module comment). @default false
+   */
+  requeue?: boolean;
+  /** Wait as long as a retried answer's `Retry-After` asks. False when the retry goes elsewhere. @default true */
+  honourRetryAfter?: boolean;
 }
 
 /** Why a retry happened. */
@@ -87,6 +107,8 @@ export type RetryReason = FailureKind | number;
 export interface RetryPolicyEvents {
   /** A retry is about to wait `delayMs` and then start attempt `attempt`. */
   retry: (info: { attempt: number; reason: RetryReason; delayMs: number }) => void;
+  /** An attempt that never reached its upstream is tried again at once (outside the budget). */
+  requeue: (info: { attempt: number }) => void;
   /** A retry was refused because the budget was spent. */
   'retry:budget-exhausted': (info: { attempt: number; reason: RetryReason }) => void;
 }
@@ -95,6 +117,8 @@ export interface RetryPolicyEvents {
 export interface RetryPolicyStats {
   readonly calls: number;
   readonly retries: number;
+  /** Attempts tried again because the one before never reached its upstream. */
+  readonly requeues: number;
   readonly budgetExhausted: number;
 }
 
@@ -173,6 +197,7 @@ export class RetryPolicy extends EventEmitter<RetryPolicyEvents> {
   readonly #random: RandomSource;
   #calls = 0;
   #retries = 0;
+  #requeues = 0;
   #budgetExhausted = 0;
 
   constructor(options: RetryOptions = {}) {
@@ -191,15 +216,19 @@ export class RetryPolicy extends EventEmitter<RetryPolicyEvents> {
     this.#baseMs = optionalDuration(options.backoff?.baseMs, 'backoff.baseMs', 25);
     this.#maxBackoffMs = optionalDuration(options.backoff?.maxMs, 'backoff.maxMs', this.#baseMs * 10);
     this.#maxRetryAfterMs = optionalDuration(options.maxRetryAfterMs, 'maxRetryAfterMs', 10_000);
-    const budget = options.budget;
-    this.#budget =
-      budget === false ? undefined : budget instanceof RetryBudget ? budget : new RetryBudget(budget);
     this.#onDiscard =
       options.onDiscard === undefined
         ? undefined
         : optionalFunction(options.onDiscard, 'onDiscard', () => {});
     this.#clock = options.clock ?? systemClock;
     this.#random = optionalFunction(options.random, 'random', systemRandom);
+    const budget = options.budget;
+    this.#budget =
+      budget === false
+        ? undefined
+        : budget instanceof RetryBudget
+          ? budget
+          : new RetryBudget({ clock: this.#clock, ...(budget ?? {}) });
   }
 
   /** The per-attempt time limit in ms, 0 when off. */
@@ -214,7 +243,12 @@ export class RetryPolicy extends EventEmitter<RetryPolicyEvents> {
 
   /** Counters since construction. */
   stats(): RetryPolicyStats {
-    return { calls: this.#calls, retries: this.#retries, budgetExhausted: this.#budgetExhausted };
+    return {
+      calls: this.#calls,
+      retries: this.#retries,
+      requeues: this.#requeues,
+      budgetExhausted: this.#budgetExhausted,
+    };
   }
 
   /**
@@ -224,19 +258,15 @@ export class RetryPolicy extends EventEmitter<RetryPolicyEvents> {
   async execute<T>(fn: (ctx: AttemptContext) => Promise<T>, options: RetryCallOptions = {}): Promise<T> {
     const signal = options.signal ?? neverAborted;
     this.#calls++;
-    this.#budget?.begin();
+    this.#budget?.deposit();
+    if (signal.aborted) throw abortReason(signal);
+    let first: Outcome<T>;
     try {
-      if (signal.aborted) throw abortReason(signal);
-      let first: Outcome<T>;
-      try {
-        first = { ok: true, value: await this.#attempt(fn, 1, signal) };
-      } catch (error) {
-        first = { ok: false, error };
-      }
-      return await this.#continue(first, fn, options);
-    } finally {
-      this.#budget?.end();
+      first = { ok: true, value: await this.#attempt(fn, 1, signal) };
+    } catch (error) {
+      first = { ok: false, error };
     }
+    return this.#continue(first, fn, options);
   }
 
   /**
@@ -249,9 +279,9 @@ export class RetryPolicy extends EventEmitter<RetryPolicyEvents> {
   }
 
   /**
-   * Continues after a first attempt the caller ran itself, with its outcome. The caller counts the
-   * request in the budget (`budget.begin()` before the first attempt, `budget.end()` when done), so
-   * that the budget's share is of every request in flight, not only of those being retried.
+   * Continues after a first attempt the caller ran itself, with its outcome. The caller deposits the
+   * request in the budget (`budget.deposit()` before the first attempt), so that the budget's share is
+   * of every request, not only of those being retried.
    */
   resume<T>(
     first: { readonly value: T } | { readonly error: unknown },
@@ -277,49 +307,45 @@ export class RetryPolicy extends EventEmitter<RetryPolicyEvents> {
     let outcome = first;
     for (let attempt = 1; ; attempt++) {
       if (attempt > 1) {
-        if (signal.aborted) {
-          budget?.retryDone();
-          throw abortReason(signal);
-        }
+        if (signal.aborted) throw abortReason(signal);
         try {
           outcome = { ok: true, value: await this.#attempt(fn, attempt, signal) };
         } catch (error) {
           outcome = { ok: false, error };
-        } finally {
-          budget?.retryDone();
         }
       }
       if (signal.aborted && !outcome.ok) throw abortReason(signal);
+      const last = attempt >= this.#attempts || signal.aborted;
+      if (options.requeue === true && !outcome.ok && neverSent(outcome.error)) {
+        if (last || options.canRetry?.() === false) throw outcome.error;
+        this.#requeues++;
+        this.emit('requeue', { attempt: attempt + 1 });
+        continue;
+      }
       const reason = this.#retryReason(outcome, idempotent);
-      if (
-        reason === undefined ||
-        attempt >= this.#attempts ||
-        signal.aborted ||
-        options.canRetry?.() === false
-      )
-        return settle(outcome);
+      if (reason === undefined || last || options.canRetry?.() === false) return settle(outcome);
       let delayMs = this.#backoff(attempt);
-      if (outcome.ok) {
+      if (outcome.ok && options.honourRetryAfter !== false) {
         const asked = retryAfterMs(headerOf(outcome.value, 'retry-after'));
         if (asked !== undefined) {
           if (asked > this.#maxRetryAfterMs) return outcome.value;
           delayMs = asked;
         }
       }
-      if (budget !== undefined && !budget.tryRetry()) {
+      if (budget !== undefined && !budget.tryWithdraw()) {
         this.#budgetExhausted++;
         this.emit('retry:budget-exhausted', { attempt: attempt + 1, reason });
-        return settle(outcome);
+        if (outcome.ok) return outcome.value;
+        throw new McgravityError(
+          'ERETRYBUDGET',
+          `retry budget spent: attempt ${attempt} failed (${reason}) and was not retried`,
+          { cause: outcome.error },
+        );
       }
       this.#retries++;
       this.emit('retry', { attempt: attempt + 1, reason, delayMs });
       if (outcome.ok) await this.#onDiscard?.(outcome.value);
-      try {
-        await this.#sleep(delayMs, signal);
-      } catch (error) {
-        budget?.retryDone();
-        throw error;
-      }
+      await this.#sleep(delayMs, signal);
     }
   }
 

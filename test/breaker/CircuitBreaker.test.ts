@@ -1,6 +1,6 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { CircuitBreaker, type CircuitState } from '../../src/breaker/CircuitBreaker.js';
+import { CircuitBreaker, type CircuitPermit, type CircuitState } from '../../src/breaker/CircuitBreaker.js';
 import { isMcgravityError } from '../../src/core/errors.js';
 import { ManualClock } from '../helpers/clock.js';
 
@@ -76,9 +76,11 @@ describe('CircuitBreaker', () => {
     expect(breaker.state).toBe('open');
     clock.advance(1);
     expect(breaker.state).toBe('half-open');
-    expect(breaker.tryAcquire()).toBe(true);
-    expect(breaker.tryAcquire()).toBe(false); // the one probe slot is taken
-    breaker.onSuccess();
+    const probe = breaker.tryAcquire();
+    expect(probe).toBeDefined();
+    expect(breaker.tryAcquire()).toBeUndefined(); // the one probe slot is taken
+    probe?.success();
+    probe?.success(); // a permit reports once
     expect(breaker.state).toBe('closed');
   });
 
@@ -143,15 +145,14 @@ describe('CircuitBreaker', () => {
   it('does not count a slow call admitted while closed as a half-open probe', () => {
     const clock = new ManualClock();
     const breaker = new CircuitBreaker({ failureThreshold: 1, openMs: 10, clock });
-    expect(breaker.tryAcquire()).toBe(true);
-    const slowEpoch = breaker.epoch;
-    breaker.tryAcquire();
-    breaker.onFailure(breaker.epoch); // opens
+    const slow = breaker.tryAcquire();
+    expect(slow).toBeDefined();
+    breaker.tryAcquire()?.failure(); // opens
     clock.advance(10);
-    expect(breaker.tryAcquire()).toBe(true); // the probe
-    breaker.onSuccess(slowEpoch); // the old call finishing: ignored
+    expect(breaker.tryAcquire()).toBeDefined(); // the probe
+    slow?.success(); // the old call finishing: ignored
     expect(breaker.state).toBe('half-open');
-    expect(breaker.tryAcquire()).toBe(false);
+    expect(breaker.tryAcquire()).toBeUndefined();
   });
 
   it('uses isFailure for values and errors, and ignores calls the caller aborted', async () => {
@@ -192,18 +193,19 @@ describe('CircuitBreaker', () => {
           halfOpenMaxRequests: max,
           clock,
         });
-        const inflight: number[] = []; // epochs of admitted calls not yet finished
+        const inflight: CircuitPermit[] = []; // permits of admitted calls not yet finished
         for (const step of ops) {
           if (step.kind === 'advance') clock.advance(step.ms);
           else if (step.kind === 'acquire') {
-            if (breaker.tryAcquire()) inflight.push(breaker.epoch);
+            const permit = breaker.tryAcquire();
+            if (permit !== undefined) inflight.push(permit);
           } else if (inflight.length > 0) {
-            const [epoch] = inflight.splice(step.which % inflight.length, 1) as [number];
-            if (step.ok) breaker.onSuccess(epoch);
-            else breaker.onFailure(epoch);
+            const [permit] = inflight.splice(step.which % inflight.length, 1) as [CircuitPermit];
+            if (step.ok) permit.success();
+            else permit.failure();
           }
           if (breaker.state === 'half-open') {
-            const probes = inflight.filter((epoch) => epoch === breaker.epoch).length;
+            const probes = inflight.filter((permit) => permit.epoch === breaker.epoch).length;
             expect(probes).toBeLessThanOrEqual(max);
           }
         }

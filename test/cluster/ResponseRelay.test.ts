@@ -198,7 +198,7 @@ describe('Cluster.stream()', () => {
         throw new Error('no room');
       })
       .catch((e: unknown) => e);
-    expect(thrown).toMatchObject({ message: 'no room' });
+    expect(thrown).toMatchObject({ code: 'EINTERNAL', cause: { message: 'no room' } });
     const gone = new Sink();
     gone.destroy();
     const closed = await pool.stream({ path: '/' }, () => gone).catch((e: unknown) => e);

@@ -177,7 +177,7 @@ describe('createMcpFetch', () => {
     }
     expect([...seen.keys()].sort()).toEqual(['a', 'b', 'c']);
     for (const count of seen.values()) expect(count).toBeGreaterThanOrEqual(8);
-    expect(c.stats().retries).toBeGreaterThan(0);
+    expect(c.stats().requeues).toBeGreaterThan(0); // a refused connection is requeued, not retried
     expect(fetch.stats().sessions).toBe(0);
   });
 

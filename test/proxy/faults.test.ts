@@ -48,10 +48,6 @@ describe('proxy under faults', () => {
       health: { intervalMs: 100, timeoutMs: 200, healthyThreshold: 2, unhealthyThreshold: 2, jitter: 0 },
       outlierDetection: { consecutiveLocalOriginFailures: 3, baseEjectionMs: 300, maxEjectionPercent: 50 },
       circuitBreaker: { openMs: 300 },
-      // A third of the 32 requests in flight die with the backend, and more are sent to it before it
-      // is ejected: each needs a retry at once. The default budget (20 % of requests in flight, at
-      // least 3) would fail some of them by design; room for all 32 keeps every client request.
-      retry: { budget: { budgetPercent: 20, minRetryConcurrency: 32 } },
       slowStartMs: 2000,
     });
     defer(() => cluster.close({ timeoutMs: 500 }));

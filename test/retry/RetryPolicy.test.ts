@@ -181,13 +181,13 @@ describe('RetryPolicy', () => {
     expect(discarded).toEqual([response(502), response(503)]);
   });
 
-  it('keeps retries within the budget and counts refusals', async () => {
-    const budget = new RetryBudget({ budgetPercent: 50, minRetryConcurrency: 0 });
+  it('keeps retries within the budget, and fails a refused retry of an error with ERETRYBUDGET', async () => {
     const clock = new ManualClock();
+    const budget = new RetryBudget({ budgetPercent: 50, minRetriesPerSecond: 0, clock });
     const retry = new RetryPolicy({ budget, clock, backoff: { baseMs: 10, maxMs: 10 }, random: () => 0.5 });
     const exhausted: number[] = [];
     retry.on('retry:budget-exhausted', ({ attempt }) => exhausted.push(attempt));
-    // Four calls in flight, each failing at first: the budget allows 50 % of 4 = 2 retries at once.
+    // Four calls, each failing at first: their deposits buy 50 % of 4 = 2 retries.
     const attempts = new Map<number, number>();
     const calls = [0, 1, 2, 3].map((id) =>
       retry.execute(async () => {
@@ -202,9 +202,48 @@ describe('RetryPolicy', () => {
     clock.advance(10);
     const results = await settled;
     expect(results.filter((r) => r.status === 'fulfilled')).toHaveLength(2);
-    expect(results.filter((r) => r.status === 'rejected')).toHaveLength(2);
-    expect(retry.stats()).toEqual({ calls: 4, retries: 2, budgetExhausted: 2 });
-    expect(budget.stats()).toEqual({ active: 0, retrying: 0, exhausted: 2 });
+    const refused = results.filter((r): r is PromiseRejectedResult => r.status === 'rejected');
+    expect(refused.map((r) => (r.reason as { code?: string }).code)).toEqual([
+      'ERETRYBUDGET',
+      'ERETRYBUDGET',
+    ]);
+    expect(refused[0]).toMatchObject({ reason: { cause: { code: 'ECONNREFUSED' } } });
+    expect(retry.stats()).toEqual({ calls: 4, retries: 2, requeues: 0, budgetExhausted: 2 });
+    expect(budget.stats()).toEqual({ available: 0, requests: 4, retries: 2, exhausted: 2 });
+  });
+
+  it('requeues an attempt that never reached its upstream at once, outside the budget, for any method', async () => {
+    const clock = new ManualClock();
+    const budget = new RetryBudget({ budgetPercent: 0, minRetriesPerSecond: 0, clock });
+    const retry = new RetryPolicy({ budget, clock, attempts: 3 });
+    const requeued: number[] = [];
+    retry.on('requeue', ({ attempt }) => requeued.push(attempt));
+    const { fn, calls } = scripted([connectRefused(), connectRefused(), 'ok']);
+    // Not idempotent, no budget at all, no clock advance: requeues neither wait nor draw on it.
+    await expect(retry.execute(fn, { requeue: true })).resolves.toBe('ok');
+    expect(calls()).toBe(3);
+    expect(requeued).toEqual([2, 3]);
+    expect(retry.stats()).toMatchObject({ retries: 0, requeues: 2, budgetExhausted: 0 });
+    // Bounded by the attempts all the same.
+    const { fn: always } = scripted([connectRefused(), connectRefused(), connectRefused(), 'never']);
+    await expect(retry.execute(always, { requeue: true })).rejects.toMatchObject({ code: 'ECONNREFUSED' });
+  });
+
+  it('never sends again a request that failed after it was written (a reset POST)', async () => {
+    const retry = new RetryPolicy({ budget: false });
+    const written = reset();
+    const { fn, calls } = scripted([written, 'again']);
+    await expect(retry.execute(fn, { requeue: true })).rejects.toBe(written);
+    expect(calls()).toBe(1);
+  });
+
+  it('does not wait out a Retry-After when the retry goes elsewhere', async () => {
+    const clock = new ManualClock();
+    const retry = new RetryPolicy({ clock, random: () => 0, budget: false });
+    const busy = { statusCode: 503, headers: { 'retry-after': '5' } };
+    const { fn } = scripted([busy, 'ok']);
+    // With no clock advance at all, only a zero backoff lets the second attempt run.
+    await expect(retry.execute(fn, { idempotent: true, honourRetryAfter: false })).resolves.toBe('ok');
   });
 
   it('knows which HTTP methods are idempotent', () => {
@@ -219,29 +258,9 @@ describe('RetryPolicy', () => {
     [{ retryOn: ['sometimes'] }, /retryOn entries must be/],
     [{ retryOn: [700] }, /retryOn entries must be/],
     [{ perTryTimeoutMs: 'fast' }, /perTryTimeoutMs must be a duration/],
-    [{ budget: { budgetPercent: 120 } }, /budgetPercent must be a finite number >= 0 <= 100/],
+    [{ budget: { budgetPercent: 1200 } }, /budgetPercent must be a finite number >= 0 <= 1000/],
     [{ retries: 2 }, /RetryPolicy: unknown option "retries"/],
   ])('rejects %j', (options, message) => {
     expect(() => new RetryPolicy(options as never)).toThrow(message);
-  });
-});
-
-describe('RetryBudget', () => {
-  it('allows the floor, then a percentage of active requests', () => {
-    const budget = new RetryBudget({ budgetPercent: 20, minRetryConcurrency: 3 });
-    for (let i = 0; i < 30; i++) budget.begin();
-    const granted = Array.from({ length: 10 }, () => budget.tryRetry()).filter(Boolean).length;
-    expect(granted).toBe(6); // 20 % of 30
-    budget.retryDone();
-    expect(budget.tryRetry()).toBe(true);
-    expect(budget.stats()).toEqual({ active: 30, retrying: 6, exhausted: 4 });
-    const small = new RetryBudget();
-    small.begin();
-    expect([small.tryRetry(), small.tryRetry(), small.tryRetry(), small.tryRetry()]).toEqual([
-      true,
-      true,
-      true,
-      false,
-    ]);
   });
 });
