@@ -13,14 +13,16 @@
  * previous one ended, so checks of one endpoint never overlap. A check still running at `timeoutMs`
  * is aborted and counts as failed. `close()` stops every timer and aborts running checks.
  */
-import net from 'node:net';
 import { EventEmitter } from 'eventemitter3';
-import { type Dispatcher, request } from 'undici';
+import type { Dispatcher } from 'undici';
 import { type Clock, type RandomSource, systemClock, systemRandom } from '../core/clock.js';
 import { optionalDuration } from '../core/duration.js';
 import { McgravityError } from '../core/errors.js';
-import { failureKind } from '../core/failures.js';
-import { checkKnownOptions, describeValue, optionalFunction, optionalNumber } from '../core/validate.js';
+import type { TextMatch } from '../core/match.js';
+import { checkKnownOptions, optionalFunction, optionalNumber } from '../core/validate.js';
+import { describeFailure, httpCheck, type StatusMatcher } from './checks.js';
+
+export { type StatusMatcher, tcpCheck } from './checks.js';
 
 /** What a health check needs to know of an endpoint. */
 export interface CheckTarget {
@@ -36,9 +38,6 @@ export type HealthCheckFunction = (
   // biome-ignore lint/suspicious/noConfusingVoidType: an async function that returns nothing must fit.
   boolean | undefined | void
 >;
-
-/** An accepted status: a code, a class such as `'2xx'`, or a range such as `'200-399'`. */
-export type StatusMatcher = number | string;
 
 /** Options of {@link HealthMonitor}. */
 export interface HealthCheckOptions {
@@ -61,9 +60,9 @@ export interface HealthCheckOptions {
   /** Accepted statuses. @default '2xx' */
   expectStatus?: StatusMatcher | readonly StatusMatcher[];
   /** The body must contain this string or match this pattern (first 64 KiB). */
-  expectBody?: string | RegExp;
-  /** Response headers that must be present with these values (string: equal; RegExp: match). */
-  expectHeaders?: Record<string, string | RegExp>;
+  expectBody?: TextMatch;
+  /** Response headers that must be present with these values (string: equal; RegExp: match, any flags). */
+  expectHeaders?: Record<string, TextMatch>;
   /** A custom check instead of the HTTP one. */
   check?: HealthCheckFunction;
   /** Whether an endpoint starts healthy (HAProxy) or must pass its first checks first (nginx `mandatory`). @default true */
@@ -130,63 +129,15 @@ const KNOWN = [
   'random',
 ];
 
-const MAX_BODY_BYTES = 64 * 1024;
-
-function parseStatusMatchers(value: StatusMatcher | readonly StatusMatcher[]): [number, number][] {
-  const list = Array.isArray(value) ? value : [value];
-  if (list.length === 0) throw new RangeError('expectStatus must name at least one status');
-  return list.map((matcher: StatusMatcher): [number, number] => {
-    if (typeof matcher === 'number' && Number.isInteger(matcher) && matcher >= 100 && matcher <= 599) {
-      return [matcher, matcher];
-    }
-    if (typeof matcher === 'string') {
-      const text = matcher.trim();
-      const klass = /^([1-5])xx$/i.exec(text);
-      if (klass) return [Number(klass[1]) * 100, Number(klass[1]) * 100 + 99];
-      const range = /^(\d{3})\s*-\s*(\d{3})$/.exec(text);
-      if (range && Number(range[1]) <= Number(range[2])) return [Number(range[1]), Number(range[2])];
-      if (/^\d{3}$/.test(text)) return [Number(text), Number(text)];
-    }
-    throw new RangeError(
-      `expectStatus entries must be a status (200), a class ('2xx') or a range ('200-399'), got ${describeValue(matcher)}`,
-    );
-  });
-}
-
-/**
- * A check that passes when a TCP connection to the endpoint's host and port opens.
- * @example new HealthMonitor({ check: tcpCheck() })
- */
-export function tcpCheck(): HealthCheckFunction {
-  return (endpoint, signal) =>
-    new Promise<boolean>((resolve, reject) => {
-      const url = new URL(endpoint.url);
-      const port = Number(url.port || (url.protocol === 'https:' ? 443 : 80));
-      const socket = net.connect({ host: url.hostname.replace(/^\[|\]$/g, ''), port, signal });
-      socket.once('connect', () => {
-        socket.destroy();
-        resolve(true);
-      });
-      socket.once('error', reject);
-    });
-}
-
 /** Active health checks over a set of endpoints. */
 export class HealthMonitor extends EventEmitter<HealthMonitorEvents> {
-  readonly #path: string;
-  readonly #method: 'GET' | 'HEAD';
-  readonly #headers: Record<string, string>;
   readonly #intervalMs: number;
   readonly #timeoutMs: number;
   readonly #jitter: number;
   readonly #rise: number;
   readonly #fall: number;
-  readonly #statuses: [number, number][];
-  readonly #expectBody: string | RegExp | undefined;
-  readonly #expectHeaders: [string, string | RegExp][];
   readonly #check: HealthCheckFunction;
   readonly #startHealthy: boolean;
-  readonly #dispatcher: Dispatcher | undefined;
   readonly #clock: Clock;
   readonly #random: RandomSource;
   readonly #targets = new Map<string, TargetState>();
@@ -195,15 +146,6 @@ export class HealthMonitor extends EventEmitter<HealthMonitorEvents> {
   constructor(options: HealthCheckOptions = {}) {
     super();
     checkKnownOptions(options, KNOWN, 'HealthMonitor');
-    this.#path = options.path ?? '/health';
-    if (typeof this.#path !== 'string' || !this.#path.startsWith('/')) {
-      throw new TypeError(`path must be a string starting with "/", got ${describeValue(options.path)}`);
-    }
-    this.#method = options.method ?? 'GET';
-    if (this.#method !== 'GET' && this.#method !== 'HEAD') {
-      throw new TypeError(`method must be 'GET' or 'HEAD', got ${describeValue(options.method)}`);
-    }
-    this.#headers = { ...(options.headers ?? {}) };
     this.#intervalMs = optionalDuration(options.intervalMs, 'intervalMs', 10_000);
     if (this.#intervalMs <= 0)
       throw new RangeError(`intervalMs must be > 0, got ${String(options.intervalMs)}`);
@@ -215,26 +157,10 @@ export class HealthMonitor extends EventEmitter<HealthMonitorEvents> {
       min: 1,
       integer: true,
     });
-    this.#statuses = parseStatusMatchers(options.expectStatus ?? '2xx');
-    if (
-      options.expectBody !== undefined &&
-      typeof options.expectBody !== 'string' &&
-      !(options.expectBody instanceof RegExp)
-    ) {
-      throw new TypeError(
-        `expectBody must be a string or a RegExp, got ${describeValue(options.expectBody)}`,
-      );
-    }
-    this.#expectBody = options.expectBody;
-    this.#expectHeaders = Object.entries(options.expectHeaders ?? {}).map(([name, value]) => [
-      name.toLowerCase(),
-      value,
-    ]);
-    this.#check = optionalFunction(options.check, 'check', (target, signal) =>
-      this.#httpCheck(target, signal),
-    );
+    // Checked even with a custom check, so that a mistake in them is never silent.
+    const http = httpCheck(options);
+    this.#check = optionalFunction(options.check, 'check', http);
     this.#startHealthy = options.startHealthy ?? true;
-    this.#dispatcher = options.dispatcher;
     this.#clock = options.clock ?? systemClock;
     this.#random = optionalFunction(options.random, 'random', systemRandom);
   }
@@ -364,7 +290,6 @@ export class HealthMonitor extends EventEmitter<HealthMonitorEvents> {
 
   #record(state: TargetState, result: CheckResult): void {
     state.lastCheck = result;
-    this.emit('check', result);
     if (result.ok) {
       state.successes++;
       state.failures = 0;
@@ -380,74 +305,12 @@ export class HealthMonitor extends EventEmitter<HealthMonitorEvents> {
         this.emit('endpoint:down', { id: result.id, reason: result.reason ?? 'failed' });
       }
     }
-  }
-
-  async #httpCheck(target: CheckTarget, signal: AbortSignal): Promise<boolean> {
-    const origin = new URL(target.url).origin;
-    const response = await request(origin + this.#path, {
-      method: this.#method,
-      headers: this.#headers,
-      signal,
-      ...(this.#dispatcher === undefined ? {} : { dispatcher: this.#dispatcher }),
-    });
-    const status = response.statusCode;
-    const statusOk = this.#statuses.some(([low, high]) => status >= low && status <= high);
-    if (!statusOk || this.#expectBody === undefined) await response.body.dump();
-    if (!statusOk) throw new HealthCheckFailure(`status ${status}`);
-    for (const [name, expected] of this.#expectHeaders) {
-      const raw = response.headers[name];
-      const actual = Array.isArray(raw) ? raw.join(', ') : raw;
-      const ok =
-        actual !== undefined &&
-        (typeof expected === 'string' ? actual === expected : matches(expected, actual));
-      if (!ok) {
-        if (this.#expectBody !== undefined) await response.body.dump();
-        throw new HealthCheckFailure(`header ${name} mismatch`);
-      }
-    }
-    if (this.#expectBody === undefined) return true;
-    const body = await readUpTo(response.body, MAX_BODY_BYTES);
-    const expected = this.#expectBody;
-    const matched = typeof expected === 'string' ? body.includes(expected) : matches(expected, body);
-    if (!matched) throw new HealthCheckFailure('body mismatch');
-    return true;
+    this.emit('check', result); // after the verdict: a listener reads the state the check left
   }
 }
-
-class HealthCheckFailure extends Error {}
 
 function rejectOnAbort(signal: AbortSignal): Promise<never> {
   return new Promise((_, reject) => {
     signal.addEventListener('abort', () => reject(signal.reason), { once: true });
   });
-}
-
-// RegExp#test with the g or y flag resumes from lastIndex; a check must not depend on the previous one.
-function matches(pattern: RegExp, text: string): boolean {
-  pattern.lastIndex = 0;
-  return pattern.test(text);
-}
-
-function describeFailure(error: unknown): string {
-  if (error instanceof HealthCheckFailure) return error.message;
-  const kind = failureKind(error);
-  if (kind !== undefined) return kind;
-  return error instanceof Error ? error.message : String(error);
-}
-
-async function readUpTo(
-  body: AsyncIterable<Buffer> & { destroy(): unknown },
-  limit: number,
-): Promise<string> {
-  const chunks: Buffer[] = [];
-  let size = 0;
-  for await (const chunk of body) {
-    chunks.push(chunk);
-    size += chunk.length;
-    if (size >= limit) {
-      body.destroy();
-      break;
-    }
-  }
-  return Buffer.concat(chunks).subarray(0, limit).toString('utf8');
 }

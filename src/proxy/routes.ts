@@ -6,6 +6,7 @@
  */
 import type { IncomingMessage } from 'node:http';
 import type { Cluster } from '../cluster/Cluster.js';
+import { headerMatchers, headersMatch, type TextMatch } from '../core/match.js';
 import { describeValue } from '../core/validate.js';
 
 /** Conditions of a route; all given ones must hold. */
@@ -16,12 +17,12 @@ export interface RouteMatch {
   host?: string;
   /** One method or several. */
   method?: string | readonly string[];
-  /** Headers that must be present with these values (string: equal; RegExp: match). */
-  headers?: Record<string, string | RegExp>;
+  /** Headers that must be present with these values (string: equal; RegExp: match, any flags). */
+  headers?: Record<string, TextMatch>;
   /** The MCP method, from the `Mcp-Method` header that MCP clients send from revision 2026-07-28. */
-  mcpMethod?: string | RegExp;
+  mcpMethod?: TextMatch;
   /** The tool, prompt or resource, from the `Mcp-Name` header (revision 2026-07-28). */
-  mcpName?: string | RegExp;
+  mcpName?: TextMatch;
 }
 
 /** One side of a traffic split. */
@@ -30,7 +31,7 @@ export interface SplitTarget {
   /** Share of the traffic that matches no header condition. @default 0 when `headers` is set, else 1 */
   weight?: number;
   /** Requests with these headers always go here. */
-  headers?: Record<string, string | RegExp>;
+  headers?: Record<string, TextMatch>;
 }
 
 /** True for a Cluster instance (as opposed to options to create one). */
@@ -42,24 +43,11 @@ export function isCluster(value: unknown): value is Cluster {
 export type Matcher = (req: IncomingMessage, path: string) => boolean;
 
 function headerMatcher(
-  headers: Record<string, string | RegExp>,
+  headers: Record<string, TextMatch>,
   option: string,
 ): (req: IncomingMessage) => boolean {
-  const entries = Object.entries(headers).map(([name, value]): [string, string | RegExp] => {
-    if (typeof value !== 'string' && !(value instanceof RegExp)) {
-      throw new TypeError(`${option}.${name} must be a string or a RegExp, got ${describeValue(value)}`);
-    }
-    return [name.toLowerCase(), value];
-  });
-  return (req) => {
-    for (const [name, expected] of entries) {
-      const raw = req.headers[name];
-      if (raw === undefined) return false;
-      const actual = Array.isArray(raw) ? raw.join(', ') : raw;
-      if (typeof expected === 'string' ? actual !== expected : !expected.test(actual)) return false;
-    }
-    return true;
-  };
+  const matchers = headerMatchers(headers, option);
+  return (req) => headersMatch(matchers, req.headers);
 }
 
 /** Compiles a {@link RouteMatch}. */
@@ -95,7 +83,7 @@ export function compileMatch(match: RouteMatch | undefined, option: string): Mat
     checks.push((req) => headers(req));
   }
   if (match.mcpMethod !== undefined || match.mcpName !== undefined) {
-    const mcp: Record<string, string | RegExp> = {};
+    const mcp: Record<string, TextMatch> = {};
     if (match.mcpMethod !== undefined) mcp['mcp-method'] = match.mcpMethod;
     if (match.mcpName !== undefined) mcp['mcp-name'] = match.mcpName;
     const headers = headerMatcher(mcp, option);
