@@ -39,6 +39,7 @@ export class Attempt {
   readonly #recorder: AttemptRecorder;
   readonly #permit: CircuitPermit | undefined;
   #pooled = false;
+  #tunnel = false;
   #settled = false;
   #ended = false;
 
@@ -68,6 +69,13 @@ export class Attempt {
       throw error;
     }
     this.#pooled = true;
+  }
+
+  /** The try became a tunnel (an upgrade was accepted): counted as one until it ends. */
+  openTunnel(): void {
+    if (this.#tunnel || this.#ended) return;
+    this.#tunnel = true;
+    this.endpoint.tunnels++;
   }
 
   /**
@@ -109,6 +117,7 @@ export class Attempt {
     if (this.#ended) return;
     this.#ended = true;
     this.endpoint.inflight--;
+    if (this.#tunnel) this.endpoint.tunnels--;
     if (this.#pooled) this.endpoint.pool.finish();
     if (!this.#settled) {
       this.#settled = true;

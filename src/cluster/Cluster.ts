@@ -289,14 +289,13 @@ export class Cluster extends EventEmitter<ClusterEvents> {
 
   /**
    * Starts an attempt on a picked endpoint for the caller to carry to its end (the proxy's WebSocket
-   * tunnels do): counted in flight, with its breaker permit, until {@link Attempt.end}. Not retried.
-   * @throws McgravityError `ENOUPSTREAM` when no endpoint is eligible, `ECLOSED` once closed
+   * tunnels do): counted in flight, with its breaker permit, until {@link Attempt.end}. Not retried:
+   * to try again elsewhere, pass the same `tried` set, to which each pick is added.
+   * @throws McgravityError `ENOUPSTREAM` when no endpoint is eligible (or none untried), `ECLOSED` once closed
    */
-  begin(
-    options: { key?: string; prefer?: string; pin?: string; exclude?: ReadonlySet<string> } = {},
-  ): Attempt {
+  begin(options: { key?: string; prefer?: string; pin?: string; tried?: Set<string> } = {}): Attempt {
     if (this.#closed) throw new McgravityError('ECLOSED', `cluster ${this.name} is closed`);
-    return this.#begin(options.key, new Set(options.exclude), options.prefer, options.pin);
+    return this.#begin(options.key, options.tried ?? new Set(), options.prefer, options.pin);
   }
 
   /**

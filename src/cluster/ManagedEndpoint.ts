@@ -33,6 +33,8 @@ export interface EndpointStats {
   /** Its circuit breaker's state, or `'closed'` without one. */
   readonly circuit: CircuitState;
   readonly inflight: number;
+  /** WebSocket (upgraded) tunnels open now, counted in `inflight` too. */
+  readonly tunnels: number;
   /** Requests started since it was added. */
   readonly requests: number;
   /** Requests that failed (errors and 5xx answers). */
@@ -59,6 +61,8 @@ export class ManagedEndpoint implements Endpoint {
   readonly latency: LatencyWindow;
   configuredWeight: number;
   inflight = 0;
+  /** Upgraded connections (WebSockets) open through it; each also counts in `inflight`. */
+  tunnels = 0;
   healthy = true;
   ejected = false;
   draining = false;
@@ -141,6 +145,7 @@ export class ManagedEndpoint implements Endpoint {
       coolingDown: this.coolingUntil !== undefined,
       circuit: this.breaker?.state ?? 'closed',
       inflight: this.inflight,
+      tunnels: this.tunnels,
       requests: this.requests,
       errors: this.errors,
       latencyEwma: this.latencyEwma,

@@ -1,8 +1,10 @@
 /**
- * The proxy's own answers: a JSON error `{ "error": { "code", "message", "requestId" } }` with the
- * status DESIGN.md assigns to each code, and `Retry-After` where it applies.
+ * Every answer the proxy makes itself: a JSON error `{ "error": { "code", "message", "requestId" } }`
+ * with the status its code maps to, written on a `ServerResponse` (requests) or straight on a socket
+ * (malformed requests the HTTP parser refused, and upgrades before the upstream's 101), from one body.
  */
-import type { ServerResponse } from 'node:http';
+import http, { type ServerResponse } from 'node:http';
+import type { Duplex } from 'node:stream';
 import { type ErrorCode, errorStatus, isMcgravityError } from '../core/errors.js';
 import { failureKind } from '../core/failures.js';
 
@@ -29,9 +31,7 @@ export function sendError(
     res.destroy();
     return;
   }
-  const body = JSON.stringify({
-    error: { code, message, ...(requestId === undefined ? {} : { requestId }) },
-  });
+  const body = errorBody(code, message, requestId);
   res.writeHead(options.status ?? errorStatus[code], {
     ...options.headers,
     'content-type': 'application/json; charset=utf-8',
@@ -39,4 +39,32 @@ export function sendError(
     'cache-control': 'no-store',
   });
   res.end(body);
+}
+
+/** The JSON body of every error answer. */
+export function errorBody(code: ErrorCode, message: string, requestId: string | undefined): string {
+  return JSON.stringify({ error: { code, message, ...(requestId === undefined ? {} : { requestId }) } });
+}
+
+/**
+ * Writes a JSON error as a whole HTTP/1.1 response on a raw socket and closes it (a socket nobody can
+ * write to any more is destroyed).
+ */
+export function sendSocketError(
+  socket: Duplex,
+  code: ErrorCode,
+  message: string,
+  requestId: string | undefined,
+  options: { status?: number; headers?: Record<string, string> } = {},
+): void {
+  if (!socket.writable) {
+    socket.destroy();
+    return;
+  }
+  const status = options.status ?? errorStatus[code];
+  const body = errorBody(code, message, requestId);
+  let head = `HTTP/1.1 ${status} ${http.STATUS_CODES[status] ?? ''}\r\n`;
+  for (const [name, value] of Object.entries(options.headers ?? {})) head += `${name}: ${value}\r\n`;
+  head += `content-type: application/json; charset=utf-8\r\ncontent-length: ${Buffer.byteLength(body)}\r\ncache-control: no-store\r\nconnection: close\r\n\r\n`;
+  socket.end(head + body);
 }

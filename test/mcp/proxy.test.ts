@@ -62,7 +62,11 @@ describe("createProxy with sessionAffinity: 'mcp'", () => {
   it('routes each session to one replica through two stateless proxies that share a secret', async () => {
     const three = await replicas(['a', 'b', 'c']);
     const c = cluster(three);
-    const options: ProxyOptions = { cluster: c, sessionAffinity: 'mcp', affinitySecret: 'shared secret' };
+    const options: ProxyOptions = {
+      cluster: c,
+      sessionAffinity: 'mcp',
+      affinitySecret: 'a secret both proxies share',
+    };
     const one = await start(options);
     const two = await start(options);
     const perSession = new Map<string, Set<string>>();

@@ -3,7 +3,6 @@ import net, { type AddressInfo } from 'node:net';
 import { Readable } from 'node:stream';
 import { request } from 'undici';
 import { describe, expect, it } from 'vitest';
-import WebSocket, { WebSocketServer } from 'ws';
 import { type Cluster, createCluster } from '../../src/cluster/Cluster.js';
 import { RateLimiter } from '../../src/limit/RateLimiter.js';
 import { createProxy, type Proxy as McgravityProxy, type ProxyOptions } from '../../src/proxy/createProxy.js';
@@ -394,28 +393,6 @@ describe('createProxy', () => {
     client.resume();
     await closed;
     expect(received).toBeLessThan(total * chunk.length); // cut, not completed
-  });
-
-  it('proxies WebSocket upgrades both ways and tears down when one side goes', async () => {
-    const wsServer = await upstream((_req, res) => res.end('no upgrade here'));
-    const wss = new WebSocketServer({ noServer: true });
-    wsServer.server.on('upgrade', (req, socket, head) => {
-      wss.handleUpgrade(req, socket, head, (client) => {
-        client.on('message', (data) => client.send(`echo: ${data.toString()}`));
-      });
-    });
-    defer(() => new Promise((resolve) => wss.close(resolve)));
-    const { port } = await proxy({ cluster: { backends: [wsServer.url] } });
-    const socket = new WebSocket(`ws://127.0.0.1:${port}/chat`);
-    const reply = await new Promise<string>((resolve, reject) => {
-      socket.on('open', () => socket.send('hello'));
-      socket.on('message', (data) => resolve(data.toString()));
-      socket.on('error', reject);
-    });
-    expect(reply).toBe('echo: hello');
-    const closed = new Promise((resolve) => socket.on('close', resolve));
-    for (const client of wss.clients) client.terminate(); // the upstream side goes
-    await closed;
   });
 
   it('keeps a client on one endpoint by cookie across 1,000 requests, and spreads clients', async () => {

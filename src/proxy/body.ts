@@ -1,0 +1,83 @@
+/**
+ * Request bodies on their way upstream. A small body of known length is read whole, so that a retry
+ * can send it again; a larger or chunked one streams through a limiter that cuts it off past
+ * `maxBodyBytes` (413). Either way a client that stops sending mid-body is cut when it has been
+ * silent for the idle timeout (408), so it cannot hold an upstream request open.
+ */
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { Transform } from 'node:stream';
+import type { Clock } from '../core/clock.js';
+import { McgravityError } from '../core/errors.js';
+import type { IdleSweeper, Watched } from './IdleSweeper.js';
+import { sendError } from './respond.js';
+
+const IDLE_BODY = 'request body went idle';
+
+/** Reads a body of `declared` bytes whole (a retry can resend it). */
+export function readBody(
+  req: IncomingMessage,
+  declared: number,
+  sweeper: IdleSweeper,
+  clock: Clock,
+): Promise<Buffer> {
+  return new Promise<Buffer>((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    let size = 0;
+    const watched = sweeper.watch(() => {
+      req.destroy();
+      reject(new McgravityError('EBADREQUEST', IDLE_BODY, { statusCode: 408 }));
+    });
+    req.on('data', (chunk: Buffer) => {
+      watched.lastActivity = clock.now();
+      size += chunk.length;
+      if (size > declared) return;
+      chunks.push(chunk);
+    });
+    req.once('end', () => {
+      sweeper.unwatch(watched);
+      resolve(Buffer.concat(chunks, Math.min(size, declared)));
+    });
+    req.once('error', (error) => {
+      sweeper.unwatch(watched);
+      reject(error);
+    });
+  });
+}
+
+/** Streams a large or chunked body, cutting it off past `maxBytes` (413) or when it goes idle (408). */
+export function limitBody(
+  req: IncomingMessage,
+  res: ServerResponse,
+  requestId: string | undefined,
+  maxBytes: number,
+  sweeper: IdleSweeper,
+  clock: Clock,
+): Transform {
+  let size = 0;
+  const limiter = new Transform({
+    transform(chunk: Buffer, _encoding, callback) {
+      watched.lastActivity = clock.now();
+      size += chunk.length;
+      if (size > maxBytes) {
+        const error = new McgravityError('EBODYTOOLARGE', `request body over ${maxBytes} bytes`);
+        res.setHeader('connection', 'close');
+        sendError(res, 'EBODYTOOLARGE', error.message, requestId);
+        callback(error);
+        return;
+      }
+      callback(null, chunk);
+    },
+  });
+  // A client that stops sending its body mid-way holds an upstream request open: cut it.
+  const watched: Watched = sweeper.watch(() => {
+    res.setHeader('connection', 'close');
+    sendError(res, 'EBADREQUEST', IDLE_BODY, requestId, { status: 408 });
+    limiter.destroy(new McgravityError('EBADREQUEST', IDLE_BODY, { statusCode: 408 }));
+    req.unpipe(limiter);
+    req.resume(); // the connection closes once the 408 is out
+  });
+  limiter.once('close', () => sweeper.unwatch(watched));
+  req.pipe(limiter);
+  req.once('error', (error) => limiter.destroy(error));
+  return limiter;
+}

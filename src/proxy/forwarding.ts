@@ -1,0 +1,136 @@
+/**
+ * What crosses the proxy, and how: the request's target (path and query only), the headers sent
+ * upstream (hop-by-hop ones stripped, `X-Forwarded-*` set under `trustProxy`, a request id kept or
+ * made, `Via` and `Forwarded` when asked), and the head of the answer written back.
+ */
+import { randomUUID } from 'node:crypto';
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { ClusterStreamHead } from '../cluster/ResponseRelay.js';
+import { endToEnd, responseHeaders } from './headers.js';
+import type { ProxySettings } from './options.js';
+
+const REQUEST_ID = /^[A-Za-z0-9._:-]{1,200}$/;
+
+/** Where the request came from, as `forwardedFor()` reads it. */
+export interface ClientAddress {
+  /** The client's address (after trusted proxies). */
+  readonly client: string;
+  /** The `X-Forwarded-For` chain to send upstream. */
+  readonly chain: string;
+  /** The peer is a trusted proxy: its forwarding headers are believed. */
+  readonly peerTrusted: boolean;
+}
+
+/** The request id to use: the client's when it sent a sane one, otherwise a new UUID; none when off. */
+export function requestIdOf(req: IncomingMessage, header: string | undefined): string | undefined {
+  if (header === undefined) return undefined;
+  const incoming = req.headers[header];
+  return typeof incoming === 'string' && REQUEST_ID.test(incoming) ? incoming : randomUUID();
+}
+
+/**
+ * Why a request must be refused before anything else, or undefined: two `Host` headers (RFC 9112
+ * §3.2: a server must answer 400) are the one case Node's parser lets through, keeping the first.
+ */
+export function malformation(req: IncomingMessage): string | undefined {
+  const raw = req.rawHeaders;
+  let hosts = 0;
+  for (let i = 0; i < raw.length; i += 2) {
+    const name = raw[i] as string;
+    if (name.length === 4 && name.toLowerCase() === 'host' && ++hosts > 1) return 'more than one Host header';
+  }
+  return undefined;
+}
+
+/**
+ * The path and query of a request target: origin-form as it is (a `//x` path stays a path,
+ * concatenated to the upstream origin, never resolved), absolute-form reduced to its path.
+ */
+export function targetPath(url: string): string | undefined {
+  if (url.startsWith('/')) return url;
+  if (/^https?:\/\//i.test(url)) {
+    try {
+      const parsed = new URL(url);
+      return parsed.pathname + parsed.search;
+    } catch {
+      return undefined;
+    }
+  }
+  return undefined;
+}
+
+/** `path` without a route's prefix, still starting with `/`. */
+export function stripPrefix(path: string, prefix: string): string {
+  const rest = path.slice(prefix.length);
+  return rest === '' || rest.startsWith('?') ? `/${rest}` : rest;
+}
+
+/** The headers sent upstream for `req`. */
+export function upstreamHeaders(
+  req: IncomingMessage,
+  from: ClientAddress,
+  requestId: string | undefined,
+  settings: ProxySettings,
+): Record<string, string | string[]> {
+  const headers = endToEnd(req.headers);
+  delete headers.expect; // 100-continue is answered by our server; undici does not send Expect
+  delete headers['content-length']; // set again from the body we send
+  const length = req.headers['content-length'];
+  if (length !== undefined && req.headers['transfer-encoding'] === undefined)
+    headers['content-length'] = length;
+  const proto = (req.socket as { encrypted?: boolean }).encrypted ? 'https' : 'http';
+  const host = req.headers.host ?? '';
+  const { client, chain, peerTrusted } = from;
+  headers['x-forwarded-for'] = chain;
+  headers['x-forwarded-proto'] =
+    peerTrusted && typeof req.headers['x-forwarded-proto'] === 'string'
+      ? req.headers['x-forwarded-proto']
+      : proto;
+  headers['x-forwarded-host'] =
+    peerTrusted && typeof req.headers['x-forwarded-host'] === 'string'
+      ? req.headers['x-forwarded-host']
+      : host;
+  if (!peerTrusted) delete headers.forwarded;
+  if (settings.forwarded) {
+    const node = client.includes(':') ? `"[${client}]"` : client;
+    const own = `for=${node};host="${host}";proto=${proto}`;
+    headers.forwarded =
+      peerTrusted && typeof req.headers.forwarded === 'string' ? `${req.headers.forwarded}, ${own}` : own;
+  }
+  if (requestId !== undefined && settings.requestIdHeader !== undefined)
+    headers[settings.requestIdHeader] = requestId;
+  if (settings.via !== undefined) {
+    const via = req.headers.via;
+    headers.via = via === undefined ? settings.via : `${via}, ${settings.via}`;
+  }
+  if (settings.rewriteHost) delete headers.host; // undici sends the upstream's authority
+  return headers;
+}
+
+/**
+ * Writes the status line and headers of an upstream answer: hop-by-hop headers out, `Via` and an
+ * affinity cookie in.
+ */
+export function writeResponseHead(
+  res: ServerResponse,
+  head: ClusterStreamHead,
+  via: string | undefined,
+  cookie: string | undefined,
+): void {
+  const headers = responseHeaders(head.headers);
+  if (via !== undefined) {
+    const previous = headers.via;
+    headers.via = previous === undefined ? via : `${String(previous)}, ${via}`;
+  }
+  if (cookie !== undefined) {
+    const existing = headers['set-cookie'];
+    headers['set-cookie'] =
+      existing === undefined
+        ? [cookie]
+        : [...(Array.isArray(existing) ? existing : [String(existing)]), cookie];
+  }
+  res.writeHead(head.statusCode, headers);
+  // A body of known length is written with its headers in one go; a stream (SSE, chunked) gets its
+  // headers at once, so the client sees the response start before the first event.
+  if (head.headers['content-length'] === undefined) res.flushHeaders();
+}
