@@ -21,8 +21,10 @@
 import { timingSafeEqual } from 'node:crypto';
 import type { IncomingMessage, RequestListener, ServerResponse } from 'node:http';
 import type { Cluster } from '../cluster/Cluster.js';
+import { optionalDuration } from '../core/duration.js';
 import type { BackendConfig } from '../core/endpoint.js';
-import { checkKnownOptions, describeValue } from '../core/validate.js';
+import { isMcgravityError, McgravityError } from '../core/errors.js';
+import { checkKnownOptions, describeValue, optionalNumber } from '../core/validate.js';
 import type { RateLimiter } from '../limit/RateLimiter.js';
 import { type ProxyMetricsSource, renderPrometheus } from '../observe/prometheus.js';
 
@@ -37,16 +39,8 @@ export interface AdminOptions {
   token?: string;
   /** Largest request body accepted. @default 64 KiB */
   maxBodyBytes?: number;
-}
-
-class AdminError extends Error {
-  constructor(
-    readonly status: number,
-    readonly code: string,
-    message: string,
-  ) {
-    super(message);
-  }
+  /** Time a client has to send a request body before it gets 408. @default 10_000 */
+  bodyTimeoutMs?: number | string;
 }
 
 function json(
@@ -65,26 +59,65 @@ function json(
   res.end(text);
 }
 
-async function readJson(req: IncomingMessage, limit: number): Promise<unknown> {
-  const chunks: Buffer[] = [];
-  let size = 0;
-  for await (const chunk of req as AsyncIterable<Buffer>) {
-    size += chunk.length;
-    if (size > limit) throw new AdminError(413, 'EBODYTOOLARGE', `body over ${limit} bytes`);
-    chunks.push(chunk);
-  }
-  if (size === 0) return {};
+/** Reads a JSON body of at most `limit` bytes within `timeoutMs` (408 when it stalls, 413 when too big). */
+function readJson(req: IncomingMessage, limit: number, timeoutMs: number): Promise<unknown> {
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    let size = 0;
+    const fail = (error: unknown) => {
+      clearTimeout(timer);
+      req.off('data', onData);
+      req.off('end', onEnd);
+      req.resume(); // whatever else arrives is read and dropped; the answer closes the connection
+      reject(error);
+    };
+    const timer = setTimeout(
+      () =>
+        fail(
+          new McgravityError('EBADREQUEST', `request body not received within ${timeoutMs} ms`, {
+            statusCode: 408,
+          }),
+        ),
+      timeoutMs,
+    );
+    timer.unref();
+    const onData = (chunk: Buffer) => {
+      size += chunk.length;
+      if (size > limit) fail(new McgravityError('EBODYTOOLARGE', `body over ${limit} bytes`));
+      else chunks.push(chunk);
+    };
+    const onEnd = () => {
+      clearTimeout(timer);
+      if (size === 0) return resolve({});
+      try {
+        resolve(JSON.parse(Buffer.concat(chunks).toString('utf8')));
+      } catch {
+        reject(new McgravityError('EBADREQUEST', 'body is not valid JSON'));
+      }
+    };
+    req.on('data', onData);
+    req.once('end', onEnd);
+    req.once('error', fail);
+  });
+}
+
+/** A path segment, percent-decoded; a malformed escape is the caller's mistake (400), not ours. */
+function segment(raw: string): string {
   try {
-    return JSON.parse(Buffer.concat(chunks).toString('utf8'));
+    return decodeURIComponent(raw);
   } catch {
-    throw new AdminError(400, 'EBADREQUEST', 'body is not valid JSON');
+    throw new McgravityError('EBADREQUEST', `malformed percent-encoding in the path: ${JSON.stringify(raw)}`);
   }
 }
 
 /** Creates the admin request listener. */
 export function createAdmin(options: AdminOptions): RequestListener {
   if (options === null || typeof options !== 'object') throw new TypeError('createAdmin needs options');
-  checkKnownOptions(options, ['clusters', 'proxy', 'limiters', 'token', 'maxBodyBytes'], 'createAdmin');
+  checkKnownOptions(
+    options,
+    ['clusters', 'proxy', 'limiters', 'token', 'maxBodyBytes', 'bodyTimeoutMs'],
+    'createAdmin',
+  );
   if (options.clusters === null || typeof options.clusters !== 'object')
     throw new TypeError('clusters must be an object of name → Cluster');
   for (const [name, cluster] of Object.entries(options.clusters)) {
@@ -97,27 +130,32 @@ export function createAdmin(options: AdminOptions): RequestListener {
   }
   const clusters = options.clusters;
   const token = options.token === undefined ? undefined : Buffer.from(options.token);
-  const maxBodyBytes = options.maxBodyBytes ?? 64 * 1024;
+  const maxBodyBytes = optionalNumber(options.maxBodyBytes, 'maxBodyBytes', 64 * 1024, {
+    min: 1,
+    integer: true,
+  });
+  const bodyTimeoutMs = optionalDuration(options.bodyTimeoutMs, 'bodyTimeoutMs', 10_000);
+  const body = (req: IncomingMessage) => readJson(req, maxBodyBytes, bodyTimeoutMs);
 
   const authorise = (req: IncomingMessage): void => {
     if (token === undefined) {
-      throw new AdminError(403, 'EFORBIDDEN', 'changes are disabled: configure an admin token to allow them');
+      throw new McgravityError('EFORBIDDEN', 'changes are disabled: configure an admin token to allow them');
     }
     const header = req.headers.authorization ?? '';
     const given = Buffer.from(header.startsWith('Bearer ') ? header.slice(7) : '');
     if (given.length !== token.length || !timingSafeEqual(given, token)) {
-      throw new AdminError(401, 'EUNAUTHORIZED', 'a valid bearer token is required');
+      throw new McgravityError('EUNAUTHORIZED', 'a valid bearer token is required');
     }
   };
 
   const clusterNamed = (name: string): Cluster => {
     const cluster = Object.hasOwn(clusters, name) ? clusters[name] : undefined;
-    if (cluster === undefined) throw new AdminError(404, 'ENOTFOUND', `no cluster named "${name}"`);
+    if (cluster === undefined) throw new McgravityError('ENOTFOUND', `no cluster named "${name}"`);
     return cluster;
   };
   const requireEndpoint = (cluster: Cluster, id: string): void => {
     if (!cluster.endpoints.some((e) => e.id === id)) {
-      throw new AdminError(404, 'ENOTFOUND', `cluster ${cluster.name} has no backend "${id}"`);
+      throw new McgravityError('ENOTFOUND', `cluster ${cluster.name} has no backend "${id}"`);
     }
   };
 
@@ -195,64 +233,69 @@ export function createAdmin(options: AdminOptions): RequestListener {
     }
     const backends = /^\/api\/v1\/clusters\/([^/]+)\/backends(?:\/([^/]+)(\/drain)?)?$/.exec(path);
     if (backends !== null) {
-      const cluster = clusterNamed(decodeURIComponent(backends[1] as string));
-      const id = backends[2] === undefined ? undefined : decodeURIComponent(backends[2]);
+      const id = backends[2];
       const drainPath = backends[3] !== undefined;
+      // Reads are open; a change is authorised before anything is looked up, so that a caller
+      // without the token learns nothing (not even whether a cluster exists).
       if (id === undefined && method === 'GET') {
-        return json(res, 200, { backends: cluster.stats().endpoints });
+        return json(res, 200, { backends: clusterNamed(segment(backends[1] as string)).stats().endpoints });
       }
       authorise(req);
+      const cluster = clusterNamed(segment(backends[1] as string));
       if (id === undefined && method === 'POST') {
-        const body = (await readJson(req, maxBodyBytes)) as BackendConfig;
+        const config = (await body(req)) as BackendConfig;
         try {
-          const endpoint = cluster.add(body);
+          const endpoint = cluster.add(config);
           return json(res, 201, { id: endpoint.id, url: endpoint.url, weight: endpoint.weight });
         } catch (error) {
-          throw new AdminError(400, 'EBADREQUEST', (error as Error).message);
+          throw new McgravityError('EBADREQUEST', (error as Error).message);
         }
       }
-      if (id !== undefined && drainPath && method === 'POST') {
-        requireEndpoint(cluster, id);
-        void cluster.drain(id);
-        return json(res, 202, { id, draining: true });
+      const endpointId = id === undefined ? undefined : segment(id);
+      if (endpointId !== undefined && drainPath && method === 'POST') {
+        requireEndpoint(cluster, endpointId);
+        void cluster.drain(endpointId);
+        return json(res, 202, { id: endpointId, draining: true });
       }
-      if (id !== undefined && !drainPath && method === 'PATCH') {
-        requireEndpoint(cluster, id);
-        const body = (await readJson(req, maxBodyBytes)) as { weight?: unknown; drain?: unknown };
-        if (body === null || typeof body !== 'object')
-          throw new AdminError(400, 'EBADREQUEST', 'body must be an object');
-        const unknown = Object.keys(body).filter((key) => key !== 'weight' && key !== 'drain');
+      if (endpointId !== undefined && !drainPath && method === 'PATCH') {
+        requireEndpoint(cluster, endpointId);
+        const change = (await body(req)) as { weight?: unknown; drain?: unknown };
+        if (change === null || typeof change !== 'object')
+          throw new McgravityError('EBADREQUEST', 'body must be an object');
+        const unknown = Object.keys(change).filter((key) => key !== 'weight' && key !== 'drain');
         if (unknown.length > 0)
-          throw new AdminError(400, 'EBADREQUEST', `unknown field "${unknown[0]}" (weight, drain)`);
-        if (body.weight !== undefined) {
+          throw new McgravityError('EBADREQUEST', `unknown field "${unknown[0]}" (weight, drain)`);
+        if (change.weight !== undefined) {
           try {
-            cluster.setWeight(id, body.weight as number);
+            cluster.setWeight(endpointId, change.weight as number);
           } catch (error) {
-            throw new AdminError(400, 'EBADREQUEST', (error as Error).message);
+            throw new McgravityError('EBADREQUEST', (error as Error).message);
           }
         }
-        if (body.drain === true) void cluster.drain(id);
-        else if (body.drain === false) cluster.undrain(id);
-        else if (body.drain !== undefined)
-          throw new AdminError(400, 'EBADREQUEST', 'drain must be true or false');
-        const stats = cluster.stats().endpoints.find((e) => e.id === id);
-        return json(res, 200, { id, weight: stats?.weight, draining: stats?.draining });
+        if (change.drain === true) void cluster.drain(endpointId);
+        else if (change.drain === false) cluster.undrain(endpointId);
+        else if (change.drain !== undefined)
+          throw new McgravityError('EBADREQUEST', 'drain must be true or false');
+        const stats = cluster.stats().endpoints.find((e) => e.id === endpointId);
+        return json(res, 200, { id: endpointId, weight: stats?.weight, draining: stats?.draining });
       }
-      if (id !== undefined && !drainPath && method === 'DELETE') {
-        requireEndpoint(cluster, id);
-        void cluster.remove(id);
-        return json(res, 202, { id, removing: true });
+      if (endpointId !== undefined && !drainPath && method === 'DELETE') {
+        requireEndpoint(cluster, endpointId);
+        void cluster.remove(endpointId);
+        return json(res, 202, { id: endpointId, removing: true });
       }
-      throw new AdminError(405, 'EMETHOD', `${method} is not allowed on ${path}`);
+      throw new McgravityError('EMETHOD', `${method} is not allowed on ${path}`);
     }
-    throw new AdminError(404, 'ENOTFOUND', `nothing at ${path}`);
+    throw new McgravityError('ENOTFOUND', `nothing at ${path}`);
   };
 
   return (req, res) => {
     route(req, res).catch((error: unknown) => {
-      if (error instanceof AdminError) {
-        const headers: Record<string, string> = error.status === 401 ? { 'www-authenticate': 'Bearer' } : {};
-        json(res, error.status, { error: { code: error.code, message: error.message } }, headers);
+      if (isMcgravityError(error)) {
+        const headers: Record<string, string> =
+          error.statusCode === 401 ? { 'www-authenticate': 'Bearer' } : {};
+        if (error.statusCode === 408 || error.statusCode === 413) headers.connection = 'close';
+        json(res, error.statusCode, { error: { code: error.code, message: error.message } }, headers);
       } else {
         json(res, 500, { error: { code: 'EINTERNAL', message: 'admin request failed' } });
       }

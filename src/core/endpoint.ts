@@ -2,7 +2,7 @@
  * The endpoint model: what a user configures ({@link BackendConfig}) and what a balancer sees
  * ({@link Endpoint}). A balancer only reads endpoints; plain objects of the right shape are accepted.
  */
-import { checkNumber, describeValue } from './validate.js';
+import { checkKnownOptions, checkNumber, describeValue } from './validate.js';
 
 /** One backend as configured. A bare string is shorthand for `{ url }`. */
 export interface BackendConfig {
@@ -65,6 +65,12 @@ export function normalizeBackend(input: string | BackendConfig, option = 'backen
       `${option} must be a URL string or an object with a url, got ${describeValue(input)}`,
     );
   }
+  if (typeof input !== 'string')
+    checkKnownOptions(
+      config,
+      ['url', 'id', 'weight', 'zone', 'priority', 'maxConnections', 'metadata'],
+      option,
+    );
   let parsed: URL;
   try {
     parsed = new URL(config.url);
@@ -73,6 +79,12 @@ export function normalizeBackend(input: string | BackendConfig, option = 'backen
   }
   if (parsed.protocol !== 'http:' && parsed.protocol !== 'https:') {
     throw new TypeError(`${option}.url must use http: or https:, got ${JSON.stringify(config.url)}`);
+  }
+  if (parsed.username !== '' || parsed.password !== '') {
+    // They would never be sent (requests go to the origin), and every stats reader would show them.
+    throw new TypeError(
+      `${option}.url must not carry credentials (user:password@host): send an Authorization header instead`,
+    );
   }
   const id = config.id ?? parsed.host;
   if (typeof id !== 'string' || id === '') {

@@ -34,7 +34,15 @@ export type ErrorCode =
    * The endpoint that owns a session (an MCP session) is gone: removed, down by active checks, or
    * refusing connections. HTTP 404, which tells an MCP client to initialise a new session.
    */
-  | 'ESESSIONGONE';
+  | 'ESESSIONGONE'
+  /** The caller must authenticate (the admin API's bearer token is missing or wrong). */
+  | 'EUNAUTHORIZED'
+  /** The operation is not allowed here (the admin API has no token configured for changes). */
+  | 'EFORBIDDEN'
+  /** The named thing (a cluster, a backend, a path) does not exist. */
+  | 'ENOTFOUND'
+  /** The method is not allowed on this path. */
+  | 'EMETHOD';
 
 /** The HTTP status each code maps to when it ends a proxied request. */
 export const errorStatus: Readonly<Record<ErrorCode, number>> = {
@@ -51,6 +59,10 @@ export const errorStatus: Readonly<Record<ErrorCode, number>> = {
   EABORTED: 499,
   EINTERNAL: 500,
   ESESSIONGONE: 404,
+  EUNAUTHORIZED: 401,
+  EFORBIDDEN: 403,
+  ENOTFOUND: 404,
+  EMETHOD: 405,
 };
 
 /** Options of {@link McgravityError}. */

@@ -1,5 +1,5 @@
 import http from 'node:http';
-import type { AddressInfo } from 'node:net';
+import net, { type AddressInfo } from 'node:net';
 // @ts-expect-error: the parser ships no types
 import parsePrometheus from 'parse-prometheus-text-format';
 import { request } from 'undici';
@@ -201,5 +201,82 @@ describe('createAdmin', () => {
     expect(() => createAdmin({ clusters: {}, token: 'short' })).toThrow(
       /token must be a string of at least 16 characters/,
     );
+  });
+
+  it('answers a malformed percent-encoding with 400, and tells a caller without the token nothing', async () => {
+    const { base } = await setup();
+    const malformed = await call(`${base}/api/v1/clusters/%ZZ/backends`);
+    expect(malformed.status).toBe(400);
+    expect(malformed.json().error).toMatchObject({ code: 'EBADREQUEST' });
+    const withToken = await call(`${base}/api/v1/clusters/web/backends/%E0%A4%A`, {
+      method: 'DELETE',
+      token: TOKEN,
+    });
+    expect(withToken.status).toBe(400);
+    // Without the token, a change is refused before anything is looked up: an existing cluster and a
+    // missing one, a malformed name, all get the same 401.
+    for (const path of [
+      '/api/v1/clusters/web/backends',
+      '/api/v1/clusters/nope/backends',
+      '/api/v1/clusters/%ZZ/backends',
+    ]) {
+      const response = await call(`${base}${path}`, { method: 'POST', body: { url: 'http://127.0.0.1:1' } });
+      expect(response.status, path).toBe(401);
+      expect(response.headers['www-authenticate']).toBe('Bearer');
+    }
+  });
+
+  it('refuses backend URLs with credentials and unknown fields, so no read ever shows a password', async () => {
+    const { base } = await setup();
+    const credentials = await call(`${base}/api/v1/clusters/web/backends`, {
+      method: 'POST',
+      token: TOKEN,
+      body: { url: 'http://user:secret@127.0.0.1:1' },
+    });
+    expect(credentials.status).toBe(400);
+    expect(credentials.json().error.message).toMatch(/must not carry credentials/);
+    const unknown = await call(`${base}/api/v1/clusters/web/backends`, {
+      method: 'POST',
+      token: TOKEN,
+      body: { url: 'http://127.0.0.1:1', colour: 'red' },
+    });
+    expect(unknown.status).toBe(400);
+    expect(unknown.json().error.message).toMatch(/unknown option "colour"/);
+    const reads = await Promise.all(
+      [
+        '/metrics',
+        '/api/v1/health/clusters',
+        '/api/v1/metrics/performance',
+        '/api/v1/clusters/web/backends',
+      ].map((path) => call(`${base}${path}`)),
+    );
+    for (const read of reads) expect(read.text).not.toContain('secret');
+  });
+
+  it('answers a small upload that stalls with 408', async () => {
+    const cluster: Cluster = createCluster({ backends: [] });
+    defer(() => cluster.close());
+    const server = http.createServer(
+      createAdmin({ clusters: { c: cluster }, token: TOKEN, bodyTimeoutMs: 200 }),
+    );
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    defer(() => new Promise((resolve) => server.close(resolve)));
+    const port = (server.address() as AddressInfo).port;
+    const answer = await new Promise<string>((resolve, reject) => {
+      const socket = net.connect(port, '127.0.0.1', () => {
+        socket.write(
+          `POST /api/v1/clusters/c/backends HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${TOKEN}\r\n` +
+            'Content-Type: application/json\r\nContent-Length: 40\r\n\r\n{"url":',
+        ); // and never the rest
+      });
+      let text = '';
+      socket.on('data', (chunk) => {
+        text += chunk.toString();
+      });
+      socket.on('close', () => resolve(text));
+      socket.on('error', reject);
+    });
+    expect(answer).toMatch(/^HTTP\/1\.1 408/);
+    expect(answer).toContain('"code":"EBADREQUEST"');
   });
 });
