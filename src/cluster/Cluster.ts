@@ -14,21 +14,20 @@
  * retry on a different endpoint as the retry policy allows, and every try is an {@link Attempt}.
  */
 import { EventEmitter } from 'eventemitter3';
-import { type Dispatcher, fetch as undiciFetch } from 'undici';
 import type { Balancer, PickContext } from '../balancer/Balancer.js';
-import type { CircuitBreakerOptions, CircuitPermit } from '../breaker/CircuitBreaker.js';
+import type { CircuitBreakerOptions } from '../breaker/CircuitBreaker.js';
 import { type Clock, systemClock, systemRandom } from '../core/clock.js';
 import { optionalDuration } from '../core/duration.js';
 import { type BackendConfig, type Endpoint, normalizeBackend } from '../core/endpoint.js';
 import { McgravityError } from '../core/errors.js';
 import { headerOf, statusOf } from '../core/failures.js';
-import { neverAborted } from '../core/signals.js';
-import { checkKnownOptions, describeValue, optionalFunction, optionalNumber } from '../core/validate.js';
+import { checkKnownOptions, optionalFunction, optionalNumber } from '../core/validate.js';
 import { HealthMonitor } from '../health/HealthMonitor.js';
 import { OutlierDetector } from '../health/OutlierDetector.js';
-import { type Pool, type PoolOptions, resolvePoolOptions } from '../pool/Pool.js';
-import { isIdempotentMethod, type RetryPolicy } from '../retry/RetryPolicy.js';
-import { Attempt, type AttemptRecorder, type Outcome } from './Attempt.js';
+import { closePools, type PoolOptions, resolvePoolOptions } from '../pool/Pool.js';
+import type { RetryPolicy } from '../retry/RetryPolicy.js';
+import type { Attempt } from './Attempt.js';
+import { AttemptSource } from './AttemptSource.js';
 import { Eligibility } from './Eligibility.js';
 import { LatencyWindow } from './LatencyWindow.js';
 import { ManagedEndpoint } from './ManagedEndpoint.js';
@@ -44,8 +43,9 @@ import {
   resolveBalancer,
   resolveRetry,
 } from './options.js';
-import { type ClusterStreamFactory, type ClusterStreamResult, ResponseRelay } from './ResponseRelay.js';
+import type { ClusterStreamFactory, ClusterStreamResult, ResponseRelay } from './ResponseRelay.js';
 import { type RetryingCall, withRetries } from './retrying.js';
+import { discardBody, fetchCall, requestCall, streamCall } from './transports.js';
 
 export type {
   ClusterEvents,
@@ -56,11 +56,7 @@ export type {
   ClusterStats,
   ExecuteOptions,
 } from './options.js';
-
-const NO_KEY: PickContext = Object.freeze({});
-
-/** Stands for "no signal": passing none to undici saves it an abort listener per request. */
-const NO_SIGNAL = neverAborted;
+export { servedBy } from './transports.js';
 
 /** A cluster of backends; see the module comment. */
 export class Cluster extends EventEmitter<ClusterEvents> {
@@ -75,13 +71,9 @@ export class Cluster extends EventEmitter<ClusterEvents> {
   readonly #slowStartMs: number;
   readonly #statsWindowMs: number;
   readonly #clock: Clock;
-  readonly #latency: LatencyWindow;
   readonly #drainTimers = new Set<unknown>();
-  readonly #keyCtx: { key: string } = { key: '' };
   /** Where every attempt reports: one object for the cluster, so a request allocates no callbacks. */
-  readonly #recorder: AttemptRecorder;
-  #requests = 0;
-  #errors = 0;
+  readonly #attempts: AttemptSource;
   #closed = false;
 
   constructor(options: ClusterOptions) {
@@ -94,11 +86,6 @@ export class Cluster extends EventEmitter<ClusterEvents> {
     if (!Array.isArray(options.backends))
       throw new TypeError('backends must be an array of URLs or backend objects');
     this.#clock = options.clock ?? systemClock;
-    this.#recorder = {
-      clock: this.#clock,
-      record: (endpoint, outcome, elapsedMs, now) => this.#record(endpoint, outcome, elapsedMs, now),
-      coolDown: (endpoint, ms) => this.#eligibility.coolDown(endpoint, ms),
-    };
     const random = optionalFunction(options.random, 'random', systemRandom);
     this.#balancer = resolveBalancer(options.balancer, random);
     this.#poolOptions = options.pool ?? {};
@@ -110,7 +97,6 @@ export class Cluster extends EventEmitter<ClusterEvents> {
     this.#slowStartMs = optionalDuration(options.slowStartMs, 'slowStartMs', 0);
     const panicThreshold = optionalNumber(options.panicThreshold, 'panicThreshold', 50, { min: 0, max: 100 });
     this.#statsWindowMs = optionalDuration(options.statsWindowMs, 'statsWindowMs', 60_000);
-    this.#latency = new LatencyWindow(this.#statsWindowMs, this.#clock);
     this.#retry = resolveRetry(options.retry, this.#clock, random, discardBody);
     if (options.outlierDetection !== false) {
       this.#outliers = new OutlierDetector({ ...(options.outlierDetection ?? {}), clock: this.#clock });
@@ -122,6 +108,14 @@ export class Cluster extends EventEmitter<ClusterEvents> {
       clock: this.#clock,
       outliers: this.#outliers,
       events: this,
+    });
+    this.#attempts = new AttemptSource({
+      name: this.name,
+      balancer: this.#balancer,
+      eligibility: this.#eligibility,
+      outliers: this.#outliers,
+      latency: new LatencyWindow(this.#statsWindowMs, this.#clock),
+      clock: this.#clock,
     });
     const marks = this.#eligibility;
     this.#outliers?.on('endpoint:ejected', ({ id, reason, ejectionMs }) =>
@@ -266,7 +260,7 @@ export class Cluster extends EventEmitter<ClusterEvents> {
   ): Promise<T> {
     const tried = new Set<string>();
     const attempt = async (signal: AbortSignal): Promise<T> => {
-      const current = this.#begin(options.key, tried, undefined, undefined);
+      const current = this.#attempts.begin(options.key, tried, undefined, undefined);
       let value: T;
       try {
         value = await fn(current.endpoint, signal);
@@ -295,7 +289,7 @@ export class Cluster extends EventEmitter<ClusterEvents> {
    */
   begin(options: { key?: string; prefer?: string; pin?: string; tried?: Set<string> } = {}): Attempt {
     if (this.#closed) throw new McgravityError('ECLOSED', `cluster ${this.name} is closed`);
-    return this.#begin(options.key, options.tried ?? new Set(), options.prefer, options.pin);
+    return this.#attempts.begin(options.key, options.tried ?? new Set(), options.prefer, options.pin);
   }
 
   /**
@@ -305,45 +299,8 @@ export class Cluster extends EventEmitter<ClusterEvents> {
    * reached the caller.
    */
   request(options: ClusterRequestOptions): Promise<ClusterResponse> {
-    const shape = requestShape(options, 'request');
-    if (shape instanceof TypeError) return Promise.reject(shape);
-    const { method, body, idempotent } = shape;
-    const tried = new Set<string>(options.exclude);
-    const attempt = async (signal: AbortSignal): Promise<ClusterResponse> => {
-      const current = this.#begin(options.key, tried, options.prefer, options.pin);
-      current.enterPool();
-      const endpoint = current.endpoint;
-      let response: Dispatcher.ResponseData;
-      try {
-        response = await endpoint.pool.dispatcher.request({
-          method: method as Dispatcher.HttpMethod,
-          path: options.path,
-          headers: options.headers ?? {},
-          body,
-          ...(signal === NO_SIGNAL ? {} : { signal }),
-          ...(options.headersTimeoutMs === undefined ? {} : { headersTimeout: options.headersTimeoutMs }),
-        });
-      } catch (error) {
-        current.failed(error, signal);
-        throw error;
-      }
-      current.answered(response.statusCode, headerOf(response, 'retry-after'));
-      // In flight until the body is done with, whichever way it ends (undici's body emits 'close'
-      // after its end, an error or a destroy). The error listener keeps an upstream that breaks
-      // mid-body, or a body destroyed unread, from crashing the process; whoever reads the body
-      // still sees the error.
-      const responseBody = response.body;
-      responseBody.once('close', () => current.end());
-      responseBody.on('error', ignoreError);
-      return { statusCode: response.statusCode, headers: response.headers, body: response.body, endpoint };
-    };
-    return this.#run({
-      attempt,
-      idempotent,
-      signal: options.signal,
-      tried,
-      pinned: options.pin !== undefined,
-    });
+    const call = requestCall(this.#attempts, options);
+    return call instanceof TypeError ? Promise.reject(call) : this.#run(call);
   }
 
   /**
@@ -362,46 +319,8 @@ export class Cluster extends EventEmitter<ClusterEvents> {
    * destroyed when `factory` returns it aborts the upstream request at once.
    */
   stream(options: ClusterRequestOptions, factory: ClusterStreamFactory): Promise<ClusterStreamResult> {
-    const shape = requestShape(options, 'stream');
-    if (shape instanceof TypeError) return Promise.reject(shape);
-    if (typeof factory !== 'function')
-      return Promise.reject(new TypeError('stream() needs a factory function'));
-    const { method, body, idempotent } = shape;
-    const tried = new Set<string>(options.exclude);
-    const dispatchOptions: Dispatcher.DispatchOptions = {
-      method: method as Dispatcher.HttpMethod,
-      path: options.path,
-      headers: options.headers ?? {},
-      body,
-    };
-    if (options.headersTimeoutMs !== undefined) dispatchOptions.headersTimeout = options.headersTimeoutMs;
-    const attempt = (signal: AbortSignal): Promise<ResponseRelay> =>
-      new Promise<ResponseRelay>((resolve, reject) => {
-        const current = this.#begin(options.key, tried, options.prefer, options.pin);
-        try {
-          current.enterPool();
-        } catch (error) {
-          reject(error);
-          return;
-        }
-        const relay = new ResponseRelay(
-          current,
-          this.#mightRetry,
-          factory,
-          idempotent,
-          signal === NO_SIGNAL ? undefined : signal,
-          resolve,
-          reject,
-        );
-        current.endpoint.pool.dispatcher.dispatch(dispatchOptions, relay);
-      });
-    return this.#run({
-      attempt,
-      idempotent,
-      signal: options.signal,
-      tried,
-      pinned: options.pin !== undefined,
-    }).then(acceptRelay);
+    const call = streamCall(this.#attempts, options, factory, this.#mightRetry);
+    return call instanceof TypeError ? Promise.reject(call) : this.#run(call).then(acceptRelay);
   }
 
   /**
@@ -411,61 +330,8 @@ export class Cluster extends EventEmitter<ClusterEvents> {
    * until the response headers arrive, not until the body is read.
    */
   fetch(input: string | URL | Request, init: ClusterFetchInit = {}): Promise<Response> {
-    let path: string;
-    let request: Request | undefined;
-    try {
-      const url =
-        input instanceof Request ? new URL(input.url) : new URL(String(input), 'http://cluster.invalid');
-      path = url.pathname + url.search;
-      request = input instanceof Request ? input : undefined;
-    } catch {
-      return Promise.reject(new TypeError(`fetch() needs a URL or a path, got ${describeValue(input)}`));
-    }
-    const method = (init.method ?? request?.method ?? 'GET').toUpperCase();
-    const body = init.body ?? request?.body ?? null;
-    const replayable =
-      body === null ||
-      typeof body === 'string' ||
-      body instanceof Uint8Array ||
-      body instanceof ArrayBuffer ||
-      body instanceof URLSearchParams;
-    const idempotent = replayable && (init.idempotent ?? isIdempotentMethod(method));
-    const tried = new Set<string>(init.exclude);
-    const { key, prefer, pin, exclude: _exclude, idempotent: _idempotent, ...fetchInit } = init;
-    const attempt = async (signal: AbortSignal): Promise<Response> => {
-      const current = this.#begin(key, tried, prefer, pin);
-      const requestInit = {
-        ...(request === undefined ? {} : { headers: request.headers, method: request.method }),
-        ...fetchInit,
-        method,
-        body,
-        signal,
-        dispatcher: current.endpoint.pool.dispatcher,
-        ...(body !== null && !replayable ? { duplex: 'half' } : {}),
-      };
-      current.enterPool();
-      let response: Response;
-      try {
-        response = (await undiciFetch(
-          current.endpoint.origin + path,
-          requestInit as never,
-        )) as unknown as Response;
-      } catch (error) {
-        current.failed(error, signal);
-        throw error;
-      }
-      current.answered(response.status, response.headers.get('retry-after') ?? undefined);
-      current.end(); // counted until the headers, not the body (see above)
-      served.set(response, current.endpoint);
-      return response;
-    };
-    return this.#run({
-      attempt,
-      idempotent,
-      signal: init.signal ?? request?.signal ?? undefined,
-      tried,
-      pinned: pin !== undefined,
-    });
+    const call = fetchCall(this.#attempts, input, init);
+    return call instanceof TypeError ? Promise.reject(call) : this.#run(call);
   }
 
   /** Counters, latency percentiles over the recent window, and every endpoint's state. */
@@ -479,10 +345,10 @@ export class Cluster extends EventEmitter<ClusterEvents> {
       endpoints: list.map((endpoint) => endpoint.stats(this.#eligibility.has(endpoint.id))),
       eligible: this.#eligibility.size,
       panic: this.#eligibility.panic,
-      requests: this.#requests,
-      errors: this.#errors,
+      requests: this.#attempts.requests,
+      errors: this.#attempts.errors,
       inflight,
-      latency: this.#latency.summary(),
+      latency: this.#attempts.latency.summary(),
       retries: retry?.retries ?? 0,
       requeues: retry?.requeues ?? 0,
       retryBudgetExhausted: retry?.budgetExhausted ?? 0,
@@ -549,167 +415,10 @@ export class Cluster extends EventEmitter<ClusterEvents> {
     if (this.#closed) return Promise.reject(new McgravityError('ECLOSED', `cluster ${this.name} is closed`));
     return withRetries(this.#retry, call, this.#untriedLeft);
   }
-
-  /** Records the outcome of one attempt: latency, counters, outlier detection. */
-  #record(
-    endpoint: ManagedEndpoint,
-    outcome: Exclude<Outcome, 'abandoned'>,
-    elapsedMs: number,
-    now: number,
-  ): void {
-    if (typeof outcome === 'number') {
-      endpoint.observeLatency(elapsedMs, now);
-      this.#latency.record(elapsedMs, now);
-      if (outcome >= 500) {
-        endpoint.errors++;
-        this.#errors++;
-      }
-      this.#outliers?.report(endpoint.id, outcome);
-      return;
-    }
-    endpoint.errors++;
-    this.#errors++;
-    if (outcome !== 'error') this.#outliers?.report(endpoint.id, outcome);
-  }
-
-  /**
-   * Picks an endpoint not tried yet whose breaker admits the call, and starts an attempt on it. In
-   * panic mode a breaker that refuses does not keep its endpoint out (panic sends to all).
-   */
-  #begin(
-    key: string | undefined,
-    tried: Set<string>,
-    prefer: string | undefined,
-    pin: string | undefined,
-  ): Attempt {
-    if (pin !== undefined) return this.#beginPinned(pin, tried);
-    const eligibility = this.#eligibility;
-    if (prefer !== undefined && !tried.has(prefer) && eligibility.has(prefer)) {
-      const preferred = eligibility.get(prefer) as ManagedEndpoint;
-      const permit = preferred.breaker?.tryAcquire();
-      if (preferred.breaker === undefined || permit !== undefined || eligibility.panic) {
-        tried.add(preferred.id);
-        return this.#start(preferred, permit);
-      }
-    }
-    // A first pick reuses one context object (pick() is synchronous and keeps no reference).
-    let ctx: PickContext;
-    if (tried.size > 0) ctx = key === undefined ? { exclude: tried } : { key, exclude: tried };
-    else if (key === undefined) ctx = NO_KEY;
-    else {
-      this.#keyCtx.key = key;
-      ctx = this.#keyCtx;
-    }
-    for (;;) {
-      const picked = this.#balancer.pick(ctx);
-      if (picked === undefined) {
-        throw new McgravityError(
-          'ENOUPSTREAM',
-          tried.size === 0
-            ? `cluster ${this.name} has no eligible endpoint`
-            : `cluster ${this.name} has no eligible endpoint left to try (${tried.size} tried)`,
-        );
-      }
-      tried.add(picked.id);
-      const breaker = picked.breaker;
-      if (breaker === undefined) return this.#start(picked, undefined);
-      const permit = breaker.tryAcquire();
-      if (permit !== undefined || eligibility.panic) return this.#start(picked, permit);
-      ctx = key === undefined ? { exclude: tried } : { key, exclude: tried }; // half-open and probing: try another
-    }
-  }
-
-  /** The owner of a session, or why not: gone (404), already tried (no retry elsewhere), breaker open. */
-  #beginPinned(id: string, tried: Set<string>): Attempt {
-    const owner = this.#eligibility.get(id);
-    if (owner === undefined || !owner.healthy) {
-      throw new McgravityError(
-        'ESESSIONGONE',
-        `endpoint ${id} of cluster ${this.name} ${owner === undefined ? 'was removed' : 'is down'}`,
-      );
-    }
-    if (tried.has(id)) {
-      throw new McgravityError(
-        'ENOUPSTREAM',
-        `cluster ${this.name}: a pinned request is not retried elsewhere`,
-      );
-    }
-    const permit = owner.breaker?.tryAcquire();
-    if (owner.breaker !== undefined && permit === undefined) {
-      throw new McgravityError('ECIRCUITOPEN', `the circuit of endpoint ${id} is open`);
-    }
-    tried.add(id);
-    return this.#start(owner, permit);
-  }
-
-  #start(endpoint: ManagedEndpoint, permit: CircuitPermit | undefined): Attempt {
-    this.#requests++;
-    return new Attempt(this.#recorder, endpoint, permit);
-  }
-}
-
-function ignoreError(): void {}
-
-/** Method, body and idempotency of a request() or stream() call, or the TypeError its options earn. */
-function requestShape(
-  options: ClusterRequestOptions,
-  caller: string,
-): { method: string; body: ClusterRequestOptions['body'] & {}; idempotent: boolean } | TypeError {
-  if (
-    options === null ||
-    typeof options !== 'object' ||
-    typeof options.path !== 'string' ||
-    !options.path.startsWith('/')
-  ) {
-    return new TypeError(`${caller}() needs a path starting with "/"`);
-  }
-  const method = (options.method ?? 'GET').toUpperCase();
-  const body = options.body ?? null;
-  const replayable = body === null || typeof body === 'string' || body instanceof Uint8Array;
-  return {
-    method,
-    body: body as ClusterRequestOptions['body'] & {},
-    idempotent: replayable && (options.idempotent ?? isIdempotentMethod(method)),
-  };
 }
 
 function acceptRelay(relay: ResponseRelay): Promise<ClusterStreamResult> {
   return relay.accept();
-}
-
-/** Closes pools gracefully, destroying them (cutting what is still open) after `timeoutMs`. */
-async function closePools(pools: readonly Pool[], timeoutMs: number): Promise<void> {
-  let deadline: NodeJS.Timeout | undefined;
-  const overdue = new Promise<'overdue'>((resolve) => {
-    deadline = setTimeout(() => resolve('overdue'), timeoutMs);
-    deadline.unref();
-  });
-  const graceful = Promise.all(pools.map((pool) => pool.close())).then(() => 'closed' as const);
-  const result = await Promise.race([graceful, overdue]);
-  clearTimeout(deadline);
-  if (result === 'overdue') await Promise.all(pools.map((pool) => pool.destroy()));
-}
-
-const served = new WeakMap<Response, Endpoint>();
-
-/** The endpoint that served a response of {@link Cluster.fetch}, if it came from one. */
-export function servedBy(response: Response): Endpoint | undefined {
-  return served.get(response);
-}
-
-/** Releases a response dropped for a retry: drains an undici body or cancels a fetch body. */
-function discardBody(value: unknown): void {
-  if (value instanceof ResponseRelay) {
-    value.discard();
-    return;
-  }
-  const body = (value as { body?: unknown })?.body;
-  if (body === null || typeof body !== 'object') return;
-  if (typeof (body as { dump?: unknown }).dump === 'function') {
-    void (body as { dump(): Promise<void> }).dump().catch(() => {});
-  } else if (typeof (body as { cancel?: unknown }).cancel === 'function') {
-    void (body as { cancel(): Promise<void> }).cancel().catch(() => {});
-  }
 }
 
 /** Creates a {@link Cluster}. */

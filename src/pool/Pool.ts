@@ -171,3 +171,16 @@ export class Pool {
     return this.#pool.destroy(error ?? null);
   }
 }
+
+/** Closes pools gracefully, destroying them (cutting what is still open) after `timeoutMs`. */
+export async function closePools(pools: readonly Pool[], timeoutMs: number): Promise<void> {
+  let deadline: NodeJS.Timeout | undefined;
+  const overdue = new Promise<'overdue'>((resolve) => {
+    deadline = setTimeout(() => resolve('overdue'), timeoutMs);
+    deadline.unref();
+  });
+  const graceful = Promise.all(pools.map((pool) => pool.close())).then(() => 'closed' as const);
+  const result = await Promise.race([graceful, overdue]);
+  clearTimeout(deadline);
+  if (result === 'overdue') await Promise.all(pools.map((pool) => pool.destroy()));
+}

@@ -1,0 +1,208 @@
+/**
+ * The HTTP ways a cluster sends: undici `request()` (a body stream to read), a dispatch handler that
+ * writes the answer into a Writable (`stream()`, the proxy's path), and WHATWG `fetch()`. Each makes
+ * the call's attempt function: every try is an {@link Attempt} from `source.begin()` that enters the
+ * endpoint's pool, records the answer or the failure, and ends when the endpoint is done with it.
+ */
+import type { Readable } from 'node:stream';
+import { type Dispatcher, fetch as undiciFetch } from 'undici';
+import type { Endpoint } from '../core/endpoint.js';
+import { headerOf } from '../core/failures.js';
+import { neverAborted } from '../core/signals.js';
+import { describeValue } from '../core/validate.js';
+import { isIdempotentMethod } from '../retry/RetryPolicy.js';
+import type { AttemptSource } from './AttemptSource.js';
+import type { ClusterFetchInit, ClusterRequestOptions, ClusterResponse } from './options.js';
+import { type ClusterStreamFactory, type MightRetry, ResponseRelay } from './ResponseRelay.js';
+import type { RetryingCall } from './retrying.js';
+
+/** Stands for "no signal": passing none to undici saves it an abort listener per request. */
+const NO_SIGNAL = neverAborted;
+
+function ignoreError(): void {}
+
+/** Method, body and idempotency of a request() or stream() call, or the TypeError its options earn. */
+function requestShape(
+  options: ClusterRequestOptions,
+  caller: string,
+): { method: string; body: string | Uint8Array | Readable | null; idempotent: boolean } | TypeError {
+  if (
+    options === null ||
+    typeof options !== 'object' ||
+    typeof options.path !== 'string' ||
+    !options.path.startsWith('/')
+  ) {
+    return new TypeError(`${caller}() needs a path starting with "/"`);
+  }
+  const method = (options.method ?? 'GET').toUpperCase();
+  const body = options.body ?? null;
+  const replayable = body === null || typeof body === 'string' || body instanceof Uint8Array;
+  return { method, body, idempotent: replayable && (options.idempotent ?? isIdempotentMethod(method)) };
+}
+
+/** `request()`: resolves at the answer's head; the endpoint counts it in flight until the body closes. */
+export function requestCall(
+  source: AttemptSource,
+  options: ClusterRequestOptions,
+): RetryingCall<ClusterResponse> | TypeError {
+  const shape = requestShape(options, 'request');
+  if (shape instanceof TypeError) return shape;
+  const { method, body, idempotent } = shape;
+  const tried = new Set<string>(options.exclude);
+  const attempt = async (signal: AbortSignal): Promise<ClusterResponse> => {
+    const current = source.begin(options.key, tried, options.prefer, options.pin);
+    current.enterPool();
+    const endpoint = current.endpoint;
+    let response: Dispatcher.ResponseData;
+    try {
+      response = await endpoint.pool.dispatcher.request({
+        method: method as Dispatcher.HttpMethod,
+        path: options.path,
+        headers: options.headers ?? {},
+        body,
+        ...(signal === NO_SIGNAL ? {} : { signal }),
+        ...(options.headersTimeoutMs === undefined ? {} : { headersTimeout: options.headersTimeoutMs }),
+      });
+    } catch (error) {
+      current.failed(error, signal);
+      throw error;
+    }
+    current.answered(response.statusCode, headerOf(response, 'retry-after'));
+    // In flight until the body is done with, whichever way it ends (undici's body emits 'close'
+    // after its end, an error or a destroy). The error listener keeps an upstream that breaks
+    // mid-body, or a body destroyed unread, from crashing the process; whoever reads the body
+    // still sees the error.
+    const responseBody = response.body;
+    responseBody.once('close', () => current.end());
+    responseBody.on('error', ignoreError);
+    return { statusCode: response.statusCode, headers: response.headers, body: response.body, endpoint };
+  };
+  return { attempt, idempotent, signal: options.signal, tried, pinned: options.pin !== undefined };
+}
+
+/** `stream()`: each try dispatches through a {@link ResponseRelay} into the factory's Writable. */
+export function streamCall(
+  source: AttemptSource,
+  options: ClusterRequestOptions,
+  factory: ClusterStreamFactory,
+  mightRetry: MightRetry,
+): RetryingCall<ResponseRelay> | TypeError {
+  const shape = requestShape(options, 'stream');
+  if (shape instanceof TypeError) return shape;
+  if (typeof factory !== 'function') return new TypeError('stream() needs a factory function');
+  const { method, body, idempotent } = shape;
+  const tried = new Set<string>(options.exclude);
+  const dispatchOptions: Dispatcher.DispatchOptions = {
+    method: method as Dispatcher.HttpMethod,
+    path: options.path,
+    headers: options.headers ?? {},
+    body,
+  };
+  if (options.headersTimeoutMs !== undefined) dispatchOptions.headersTimeout = options.headersTimeoutMs;
+  const attempt = (signal: AbortSignal): Promise<ResponseRelay> =>
+    new Promise<ResponseRelay>((resolve, reject) => {
+      const current = source.begin(options.key, tried, options.prefer, options.pin);
+      try {
+        current.enterPool();
+      } catch (error) {
+        reject(error);
+        return;
+      }
+      const relay = new ResponseRelay(
+        current,
+        mightRetry,
+        factory,
+        idempotent,
+        signal === NO_SIGNAL ? undefined : signal,
+        resolve,
+        reject,
+      );
+      current.endpoint.pool.dispatcher.dispatch(dispatchOptions, relay);
+    });
+  return { attempt, idempotent, signal: options.signal, tried, pinned: options.pin !== undefined };
+}
+
+const served = new WeakMap<Response, Endpoint>();
+
+/** The endpoint that served a response of {@link Cluster.fetch}, if it came from one. */
+export function servedBy(response: Response): Endpoint | undefined {
+  return served.get(response);
+}
+
+/** `fetch()`: the endpoint counts the request in flight until the answer's head, not its body. */
+export function fetchCall(
+  source: AttemptSource,
+  input: string | URL | Request,
+  init: ClusterFetchInit,
+): RetryingCall<Response> | TypeError {
+  let path: string;
+  let request: Request | undefined;
+  try {
+    const url =
+      input instanceof Request ? new URL(input.url) : new URL(String(input), 'http://cluster.invalid');
+    path = url.pathname + url.search;
+    request = input instanceof Request ? input : undefined;
+  } catch {
+    return new TypeError(`fetch() needs a URL or a path, got ${describeValue(input)}`);
+  }
+  const method = (init.method ?? request?.method ?? 'GET').toUpperCase();
+  const body = init.body ?? request?.body ?? null;
+  const replayable =
+    body === null ||
+    typeof body === 'string' ||
+    body instanceof Uint8Array ||
+    body instanceof ArrayBuffer ||
+    body instanceof URLSearchParams;
+  const idempotent = replayable && (init.idempotent ?? isIdempotentMethod(method));
+  const tried = new Set<string>(init.exclude);
+  const { key, prefer, pin, exclude: _exclude, idempotent: _idempotent, ...fetchInit } = init;
+  const attempt = async (signal: AbortSignal): Promise<Response> => {
+    const current = source.begin(key, tried, prefer, pin);
+    const requestInit = {
+      ...(request === undefined ? {} : { headers: request.headers, method: request.method }),
+      ...fetchInit,
+      method,
+      body,
+      signal,
+      dispatcher: current.endpoint.pool.dispatcher,
+      ...(body !== null && !replayable ? { duplex: 'half' } : {}),
+    };
+    current.enterPool();
+    let response: Response;
+    try {
+      response = (await undiciFetch(
+        current.endpoint.origin + path,
+        requestInit as never,
+      )) as unknown as Response;
+    } catch (error) {
+      current.failed(error, signal);
+      throw error;
+    }
+    current.answered(response.status, response.headers.get('retry-after') ?? undefined);
+    current.end(); // counted until the headers, not the body (see above)
+    served.set(response, current.endpoint);
+    return response;
+  };
+  return {
+    attempt,
+    idempotent,
+    signal: init.signal ?? request?.signal ?? undefined,
+    tried,
+    pinned: pin !== undefined,
+  };
+}
+
+/** Releases a response dropped for a retry: drains an undici body or cancels a fetch body. */
+export function discardBody(value: unknown): void {
+  if (value instanceof ResponseRelay) {
+    value.discard();
+    return;
+  }
+  const body = (value as { body?: unknown })?.body;
+  if (body === null || typeof body !== 'object') return;
+  if (typeof (body as { dump?: unknown }).dump === 'function') {
+    void (body as { dump(): Promise<void> }).dump().catch(() => {});
+  } else if (typeof (body as { cancel?: unknown }).cancel === 'function') {
+    void (body as { cancel(): Promise<void> }).cancel().catch(() => {});
+  }
+}
