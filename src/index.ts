@@ -1,6 +1,7 @@
 // Public API of mcgravity. This file only re-exports; see DESIGN.md for the layers.
 
 export { type AdminOptions, createAdmin } from './admin/createAdmin.js';
+export { type MetricsSources, type ProxyMetricsSource, renderPrometheus } from './admin/metrics.js';
 export type { Balancer, BalancerName, PickContext } from './balancer/Balancer.js';
 export { ConsistentHashBalancer, type ConsistentHashOptions } from './balancer/ConsistentHashBalancer.js';
 export { type BalancerOptions, balancerNames, createBalancer } from './balancer/createBalancer.js';
@@ -37,7 +38,6 @@ export {
   type ExecuteOptions,
   servedBy,
 } from './cluster/Cluster.js';
-export type { LatencySummary } from './cluster/LatencyWindow.js';
 export type { EndpointStats } from './cluster/ManagedEndpoint.js';
 export type {
   ClusterStreamFactory,
@@ -91,7 +91,7 @@ export {
 } from './limit/RateLimiter.js';
 export type { RateLimitAlgorithm, RateLimitDecision, RateLimitRule, ResolvedRule } from './limit/rules.js';
 export type { RateLimitStore } from './limit/store.js';
-export { type MetricsSources, type ProxyMetricsSource, renderPrometheus } from './observe/prometheus.js';
+export type { LatencySummary } from './observe/LatencyWindow.js';
 export { Pool, type PoolOptions, type PoolStats } from './pool/Pool.js';
 export {
   createProxy,

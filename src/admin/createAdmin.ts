@@ -26,7 +26,7 @@ import type { BackendConfig } from '../core/endpoint.js';
 import { isMcgravityError, McgravityError } from '../core/errors.js';
 import { checkKnownOptions, describeValue, optionalNumber } from '../core/validate.js';
 import type { RateLimiter } from '../limit/RateLimiter.js';
-import { type ProxyMetricsSource, renderPrometheus } from '../observe/prometheus.js';
+import { type ProxyMetricsSource, renderPrometheus } from './metrics.js';
 
 /** Options of {@link createAdmin}. */
 export interface AdminOptions {
@@ -224,6 +224,7 @@ export function createAdmin(options: AdminOptions): RequestListener {
           : {
               proxy: {
                 inflight: options.proxy.inflight,
+                ...(options.proxy.tunnels === undefined ? {} : { tunnels: options.proxy.tunnels }),
                 ...(options.proxy.mcpSessions === undefined
                   ? {}
                   : { mcpSessions: options.proxy.mcpSessions() }),

@@ -9,9 +9,9 @@ import type { CircuitPermit } from '../breaker/CircuitBreaker.js';
 import type { Clock } from '../core/clock.js';
 import { McgravityError } from '../core/errors.js';
 import type { OutlierDetector } from '../health/OutlierDetector.js';
+import type { LatencyWindow } from '../observe/LatencyWindow.js';
 import { Attempt, type AttemptRecorder, type Outcome } from './Attempt.js';
 import type { Eligibility } from './Eligibility.js';
-import type { LatencyWindow } from './LatencyWindow.js';
 import type { ManagedEndpoint } from './ManagedEndpoint.js';
 
 const NO_KEY: PickContext = Object.freeze({});

@@ -24,12 +24,12 @@ import { headerOf, statusOf } from '../core/failures.js';
 import { checkKnownOptions, optionalFunction, optionalNumber } from '../core/validate.js';
 import { HealthMonitor } from '../health/HealthMonitor.js';
 import { OutlierDetector } from '../health/OutlierDetector.js';
+import { LatencyWindow } from '../observe/LatencyWindow.js';
 import { closePools, type PoolOptions, resolvePoolOptions } from '../pool/Pool.js';
 import type { RetryPolicy } from '../retry/RetryPolicy.js';
 import type { Attempt } from './Attempt.js';
 import { AttemptSource } from './AttemptSource.js';
 import { Eligibility } from './Eligibility.js';
-import { LatencyWindow } from './LatencyWindow.js';
 import { ManagedEndpoint } from './ManagedEndpoint.js';
 import {
   CLUSTER_OPTIONS,

@@ -8,8 +8,8 @@ import { CircuitBreaker, type CircuitBreakerOptions, type CircuitState } from '.
 import type { Clock } from '../core/clock.js';
 import type { Endpoint, NormalizedBackend } from '../core/endpoint.js';
 import { PeakEwma } from '../core/PeakEwma.js';
+import { type LatencySummary, LatencyWindow } from '../observe/LatencyWindow.js';
 import { Pool, type PoolOptions, type PoolStats } from '../pool/Pool.js';
-import { type LatencySummary, LatencyWindow } from './LatencyWindow.js';
 
 /** Statistics of one endpoint, from {@link Cluster.stats}. */
 export interface EndpointStats {

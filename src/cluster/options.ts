@@ -13,9 +13,9 @@ import type { BackendConfig, Endpoint } from '../core/endpoint.js';
 import { describeValue } from '../core/validate.js';
 import type { HealthCheckOptions } from '../health/HealthMonitor.js';
 import type { OutlierOptions } from '../health/OutlierDetector.js';
+import type { LatencySummary } from '../observe/LatencyWindow.js';
 import type { PoolOptions } from '../pool/Pool.js';
 import { type RetryOptions, RetryPolicy } from '../retry/RetryPolicy.js';
-import type { LatencySummary } from './LatencyWindow.js';
 import type { EndpointStats, ManagedEndpoint } from './ManagedEndpoint.js';
 
 /** Options of {@link createCluster}. */

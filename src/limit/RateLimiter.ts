@@ -23,6 +23,7 @@ import { type Clock, systemClock } from '../core/clock.js';
 import { optionalDuration } from '../core/duration.js';
 import { checkKnownOptions, checkNumber, describeValue, optionalNumber } from '../core/validate.js';
 import { MemoryStore } from './MemoryStore.js';
+import { OverflowQueue } from './OverflowQueue.js';
 import {
   type RateLimitAlgorithm,
   type RateLimitDecision,
@@ -83,20 +84,6 @@ export interface RateLimiterStats {
   readonly storeErrors: number;
 }
 
-interface Waiter {
-  readonly keys: readonly string[];
-  readonly cost: number;
-  readonly resolve: (decision: RateLimitDecision) => void;
-  timer: unknown;
-  settled: boolean;
-}
-
-interface Queue {
-  readonly waiters: Waiter[];
-  timer: unknown;
-  pumping: boolean;
-}
-
 const KNOWN = [
   'algorithm',
   'limit',
@@ -143,19 +130,14 @@ export class RateLimiter extends EventEmitter<RateLimiterEvents> {
   readonly rules: readonly ResolvedRule[];
   readonly #store: RateLimitStore;
   readonly #memory: MemoryStore | undefined;
-  readonly #queueing: boolean;
-  readonly #maxQueue: number;
-  readonly #queueTimeoutMs: number;
+  readonly #queue: OverflowQueue | undefined;
   readonly #bypass: ReadonlySet<string>;
   readonly #failOpen: boolean;
   readonly #storeTimeoutMs: number;
   readonly #clock: Clock;
-  readonly #queues = new Map<string, Queue>();
   #allowed = 0;
   #limited = 0;
-  #queued = 0;
   #storeErrors = 0;
-  #closed = false;
 
   constructor(options: RateLimiterOptions) {
     super();
@@ -173,10 +155,9 @@ export class RateLimiter extends EventEmitter<RateLimiterEvents> {
     if (overflow !== 'reject' && overflow !== 'queue') {
       throw new TypeError(`overflow must be 'reject' or 'queue', got ${describeValue(options.overflow)}`);
     }
-    this.#queueing = overflow === 'queue';
-    this.#maxQueue = optionalNumber(options.maxQueue, 'maxQueue', 100, { min: 1, integer: true });
-    this.#queueTimeoutMs = optionalDuration(options.queueTimeoutMs, 'queueTimeoutMs', 10_000);
-    if (!this.#queueing && (options.maxQueue !== undefined || options.queueTimeoutMs !== undefined)) {
+    const maxQueue = optionalNumber(options.maxQueue, 'maxQueue', 100, { min: 1, integer: true });
+    const queueTimeoutMs = optionalDuration(options.queueTimeoutMs, 'queueTimeoutMs', 10_000);
+    if (overflow !== 'queue' && (options.maxQueue !== undefined || options.queueTimeoutMs !== undefined)) {
       throw new TypeError("maxQueue and queueTimeoutMs apply only with overflow: 'queue'");
     }
     if (options.bypass !== undefined && !Array.isArray(options.bypass))
@@ -191,6 +172,16 @@ export class RateLimiter extends EventEmitter<RateLimiterEvents> {
     this.#failOpen = onStoreError === 'allow';
     this.#storeTimeoutMs = optionalDuration(options.storeTimeoutMs, 'storeTimeoutMs', 1_000);
     this.#clock = options.clock ?? systemClock;
+    this.#queue =
+      overflow === 'queue'
+        ? new OverflowQueue({
+            maxQueue,
+            queueTimeoutMs,
+            clock: this.#clock,
+            ask: (keys, cost) => this.#ask(keys, cost),
+            refuse: (resetMs, retryAfterMs) => this.#decision(false, resetMs, retryAfterMs),
+          })
+        : undefined;
   }
 
   /** Counters since construction. */
@@ -198,7 +189,7 @@ export class RateLimiter extends EventEmitter<RateLimiterEvents> {
     return {
       allowed: this.#allowed,
       limited: this.#limited,
-      queued: this.#queued,
+      queued: this.#queue?.queued ?? 0,
       storeErrors: this.#storeErrors,
     };
   }
@@ -208,7 +199,7 @@ export class RateLimiter extends EventEmitter<RateLimiterEvents> {
    * refused request waits its turn instead, up to `queueTimeoutMs`.
    */
   consume(key: RateLimitKey, cost = 1): Promise<RateLimitDecision> {
-    if (this.#memory !== undefined && !this.#queueing) {
+    if (this.#memory !== undefined && this.#queue === undefined) {
       // Nothing to wait for: answer synchronously, wrapped.
       try {
         return Promise.resolve(this.consumeSync(key, cost));
@@ -223,15 +214,15 @@ export class RateLimiter extends EventEmitter<RateLimiterEvents> {
     checkNumber(cost, 'cost', { above: 0 });
     const keys = this.#keysFor(key);
     if (keys === undefined) return this.#bypassed();
-    const queueKey = this.#queueing ? keys.join('\u0000') : '';
-    const queue = this.#queueing ? this.#queues.get(queueKey) : undefined;
+    const queue = this.#queue;
+    const lineKey = queue === undefined ? '' : keys.join('\u0000');
     // First in, first out: while others wait for this key, a newcomer joins the end of the line.
-    if (queue !== undefined && queue.waiters.length > 0) return this.#enqueue(queueKey, keys, cost, key);
+    if (queue?.waiting(lineKey)) return this.#count(await queue.enqueue(lineKey, keys, cost), key);
     const decision = await this.#ask(keys, cost);
-    if (decision.allowed || !this.#queueing || !Number.isFinite(decision.retryAfterMs)) {
+    if (decision.allowed || queue === undefined || !Number.isFinite(decision.retryAfterMs)) {
       return this.#count(decision, key);
     }
-    return this.#enqueue(queueKey, keys, cost, key, decision.retryAfterMs);
+    return this.#count(await queue.enqueue(lineKey, keys, cost, decision.retryAfterMs), key);
   }
 
   /**
@@ -241,7 +232,7 @@ export class RateLimiter extends EventEmitter<RateLimiterEvents> {
    */
   consumeSync(key: RateLimitKey, cost = 1): RateLimitDecision {
     const memory = this.#memory;
-    if (memory === undefined || this.#queueing) {
+    if (memory === undefined || this.#queue !== undefined) {
       throw new TypeError("consumeSync() needs the memory store and overflow: 'reject'; use consume()");
     }
     if (!(cost > 0)) checkNumber(cost, 'cost', { above: 0 });
@@ -256,14 +247,7 @@ export class RateLimiter extends EventEmitter<RateLimiterEvents> {
 
   /** Refuses everything still queued and stops the queue timers. Closes the store if it has `close()`. */
   async close(): Promise<void> {
-    this.#closed = true;
-    for (const [queueKey, queue] of this.#queues) {
-      this.#clock.clearTimeout(queue.timer);
-      for (const waiter of queue.waiters) {
-        this.#settle(waiter, this.#decision(false, Number.POSITIVE_INFINITY, Number.POSITIVE_INFINITY));
-      }
-      this.#queues.delete(queueKey);
-    }
+    this.#queue?.close();
     await this.#store.close?.();
   }
 
@@ -332,88 +316,5 @@ export class RateLimiter extends EventEmitter<RateLimiterEvents> {
       retryAfterMs,
       rule: rule.name,
     };
-  }
-
-  #enqueue(
-    queueKey: string,
-    keys: readonly string[],
-    cost: number,
-    key: RateLimitKey,
-    firstWaitMs?: number,
-  ): Promise<RateLimitDecision> {
-    let queue = this.#queues.get(queueKey);
-    if (queue === undefined) {
-      queue = { waiters: [], timer: undefined, pumping: false };
-      this.#queues.set(queueKey, queue);
-    }
-    if (queue.waiters.length >= this.#maxQueue || this.#closed) {
-      const full = this.#decision(false, firstWaitMs ?? 0, firstWaitMs ?? this.#queueTimeoutMs);
-      if (queue.waiters.length === 0) this.#queues.delete(queueKey);
-      return Promise.resolve(this.#count(full, key));
-    }
-    this.#queued++;
-    const owner = queue;
-    return new Promise<RateLimitDecision>((resolve) => {
-      const waiter: Waiter = {
-        keys,
-        cost,
-        resolve: (decision) => resolve(this.#count(decision, key)),
-        timer: undefined,
-        settled: false,
-      };
-      waiter.timer = this.#clock.setTimeout(() => {
-        const at = owner.waiters.indexOf(waiter);
-        if (at !== -1) owner.waiters.splice(at, 1);
-        this.#settle(waiter, this.#decision(false, this.#queueTimeoutMs, this.#queueTimeoutMs));
-        this.#tidy(queueKey, owner);
-      }, this.#queueTimeoutMs);
-      owner.waiters.push(waiter);
-      if (firstWaitMs !== undefined && owner.waiters.length === 1)
-        this.#schedule(queueKey, owner, firstWaitMs);
-    });
-  }
-
-  #schedule(queueKey: string, queue: Queue, delayMs: number): void {
-    this.#clock.clearTimeout(queue.timer);
-    queue.timer = this.#clock.setTimeout(() => void this.#pump(queueKey, queue), Math.max(1, delayMs));
-  }
-
-  // Lets waiters through from the head while the limit allows; waits again when it does not.
-  async #pump(queueKey: string, queue: Queue): Promise<void> {
-    if (queue.pumping) return;
-    queue.pumping = true;
-    try {
-      while (queue.waiters.length > 0 && !this.#closed) {
-        const head = queue.waiters[0] as Waiter;
-        const decision = await this.#ask(head.keys, head.cost);
-        if (head.settled) continue; // timed out while we asked
-        if (!decision.allowed) {
-          this.#schedule(
-            queueKey,
-            queue,
-            Number.isFinite(decision.retryAfterMs) ? decision.retryAfterMs : this.#queueTimeoutMs,
-          );
-          return;
-        }
-        queue.waiters.shift();
-        this.#settle(head, decision);
-      }
-      this.#tidy(queueKey, queue);
-    } finally {
-      queue.pumping = false;
-    }
-  }
-
-  #settle(waiter: Waiter, decision: RateLimitDecision): void {
-    if (waiter.settled) return;
-    waiter.settled = true;
-    this.#clock.clearTimeout(waiter.timer);
-    waiter.resolve(decision);
-  }
-
-  #tidy(queueKey: string, queue: Queue): void {
-    if (queue.waiters.length > 0 || this.#queues.get(queueKey) !== queue) return;
-    this.#clock.clearTimeout(queue.timer);
-    this.#queues.delete(queueKey);
   }
 }

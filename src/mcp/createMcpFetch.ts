@@ -23,17 +23,20 @@
 import { EventEmitter } from 'eventemitter3';
 import type { CircuitBreakerOptions, CircuitPermit, CircuitState } from '../breaker/CircuitBreaker.js';
 import { type Cluster, type ClusterFetchInit, servedBy } from '../cluster/Cluster.js';
-import { type LatencySummary, LatencyWindow } from '../cluster/LatencyWindow.js';
 import { type Clock, systemClock } from '../core/clock.js';
 import { optionalDuration } from '../core/duration.js';
 import { checkKnownOptions, describeValue, optionalNumber } from '../core/validate.js';
+import { type Handshake, replayHandshake } from './handshake.js';
+import { type McpMethodStats, type MethodCounters, MethodStats } from './MethodStats.js';
+
+export type { McpMethodStats } from './MethodStats.js';
+
 import { type OwnerGoneReason, ownerGoneReason } from './ownerGone.js';
 import {
   idempotentToolsFrom,
   isRepeatable,
   jsonRpcError,
   type McpMessage,
-  PROTOCOL_VERSION_HEADER,
   parseMessages,
   SESSION_HEADER,
   SESSION_NOT_FOUND,
@@ -87,17 +90,6 @@ export interface McpFetchEvents {
   'tool:circuit': (info: { endpointId: string; tool: string; state: CircuitState }) => void;
 }
 
-/** Statistics of one method, or of one tool (`tools/call:<name>`). */
-export interface McpMethodStats {
-  readonly requests: number;
-  /** Requests that failed in transport: no answer, or an HTTP error status. */
-  readonly errors: number;
-  /** Answers that were JSON-RPC errors, or tool results with `isError`. */
-  readonly rpcErrors: number;
-  /** Time to the answer (for SSE, to the event that carries it), over the recent window. */
-  readonly latency: LatencySummary;
-}
-
 /** What {@link McpFetch.stats} returns. */
 export interface McpFetchStats {
   /** Sessions pinned now. */
@@ -120,7 +112,7 @@ export interface McpFetch {
 /** What the fetch keeps per session: enough to replay its handshake elsewhere. */
 interface SessionData {
   /** The `initialize` request body, with the headers it was sent with. */
-  readonly handshake: { body: string; headers: [string, string][] } | undefined;
+  readonly handshake: Handshake | undefined;
   /** The session id the current replica knows, when it differs from the client's (after a move). */
   serverSessionId: string | undefined;
 }
@@ -140,13 +132,6 @@ interface Call {
   readonly clientSession: string | undefined;
 }
 
-interface MethodCounters {
-  requests: number;
-  errors: number;
-  rpcErrors: number;
-  readonly latency: LatencyWindow;
-}
-
 const KNOWN = [
   'onOwnerGone',
   'idempotentTools',
@@ -156,8 +141,6 @@ const KNOWN = [
   'statsWindowMs',
   'clock',
 ];
-
-const INITIALIZED = '{"jsonrpc":"2.0","method":"notifications/initialized"}';
 
 /** Creates an MCP-aware fetch over `cluster`; see the module comment. */
 export function createMcpFetch(cluster: Cluster, options: McpFetchOptions = {}): McpFetch {
@@ -176,9 +159,8 @@ class McpClientFetch {
   readonly #idempotentTool: (tool: string) => boolean;
   readonly #toolBreakers: ToolBreakers | undefined;
   readonly #sessions: SessionTable<SessionData>;
-  readonly #statsWindowMs: number;
   readonly #clock: Clock;
-  readonly #methods = new Map<string, MethodCounters>();
+  readonly #methods: MethodStats;
 
   constructor(cluster: Cluster, options: McpFetchOptions) {
     if (cluster === null || typeof cluster !== 'object' || typeof cluster.fetch !== 'function')
@@ -204,7 +186,10 @@ class McpClientFetch {
       breaker === false
         ? undefined
         : new ToolBreakers(breaker, this.#clock, (info) => this.events.emit('tool:circuit', info));
-    this.#statsWindowMs = optionalDuration(options.statsWindowMs, 'statsWindowMs', 60_000);
+    this.#methods = new MethodStats(
+      optionalDuration(options.statsWindowMs, 'statsWindowMs', 60_000),
+      this.#clock,
+    );
     this.#sessions = new SessionTable<SessionData>({
       maxSessions: optionalNumber(options.maxSessions, 'maxSessions', 10_000, { min: 1, integer: true }),
       idleMs: optionalDuration(options.sessionIdleMs, 'sessionIdleMs', 3_600_000),
@@ -252,7 +237,7 @@ class McpClientFetch {
       ...(session === undefined ? {} : { pin: session.endpointId }),
       ...(exclude === undefined ? {} : { exclude }),
     };
-    const counters = only?.id !== undefined ? this.#counters(statsKey(only)) : undefined;
+    const counters = only?.id !== undefined ? this.#methods.counters(statsKey(only)) : undefined;
     if (counters !== undefined) counters.requests++;
     const call: Call = {
       path,
@@ -309,15 +294,7 @@ class McpClientFetch {
   }
 
   stats(): McpFetchStats {
-    const methods: Record<string, McpMethodStats> = {};
-    for (const [key, counters] of this.#methods) {
-      methods[key] = {
-        requests: counters.requests,
-        errors: counters.errors,
-        rpcErrors: counters.rpcErrors,
-        latency: counters.latency.summary(),
-      };
-    }
+    const methods = this.#methods.summary();
     const openToolCircuits = this.#toolBreakers?.notClosed() ?? [];
     // Sessions of a removed endpoint stay in the table until their next request answers 404 (with an
     // event) or they expire; they are not counted.
@@ -393,7 +370,7 @@ class McpClientFetch {
     const endpointId = session.endpointId;
     this.#sessions.delete(clientSession);
     if (this.#reinitialize && session.data.handshake !== undefined) {
-      const moved = await this.#replayHandshake(path, session.data.handshake, init, endpointId);
+      const moved = await replayHandshake(this.#cluster, path, session.data.handshake, init, endpointId);
       if (moved !== undefined) {
         const data: SessionData = { handshake: session.data.handshake, serverSessionId: moved.sessionId };
         this.#sessions.set(clientSession, moved.endpointId, data);
@@ -417,58 +394,6 @@ class McpClientFetch {
       status: 404,
       headers: { 'content-type': 'application/json' },
     });
-  }
-
-  /** Sends a session's `initialize` and `notifications/initialized` to a live replica. */
-  async #replayHandshake(
-    path: string,
-    handshake: NonNullable<SessionData['handshake']>,
-    init: ClusterFetchInit,
-    lost: string,
-  ): Promise<{ endpointId: string; sessionId: string } | undefined> {
-    try {
-      const headers = new Headers(handshake.headers);
-      headers.delete(SESSION_HEADER);
-      const response = await this.#cluster.fetch(path, {
-        method: 'POST',
-        headers,
-        body: handshake.body,
-        idempotent: true,
-        exclude: new Set([lost]),
-        ...(init.signal ? { signal: init.signal } : {}),
-      });
-      await response.text(); // the initialize answer: read to its end, the session then exists
-      const sessionId = response.headers.get(SESSION_HEADER);
-      const endpointId = servedBy(response)?.id;
-      if (!response.ok || sessionId === null || endpointId === undefined) return undefined;
-      const version = new Headers(init.headers).get(PROTOCOL_VERSION_HEADER);
-      headers.set(SESSION_HEADER, sessionId);
-      if (version !== null) headers.set(PROTOCOL_VERSION_HEADER, version);
-      const initialized = await this.#cluster.fetch(path, {
-        method: 'POST',
-        headers,
-        body: INITIALIZED,
-        pin: endpointId,
-      });
-      await initialized.body?.cancel();
-      return initialized.ok ? { endpointId, sessionId } : undefined;
-    } catch {
-      return undefined;
-    }
-  }
-
-  #counters(key: string): MethodCounters {
-    let counters = this.#methods.get(key);
-    if (counters === undefined) {
-      counters = {
-        requests: 0,
-        errors: 0,
-        rpcErrors: 0,
-        latency: new LatencyWindow(this.#statsWindowMs, this.#clock),
-      };
-      this.#methods.set(key, counters);
-    }
-    return counters;
   }
 }
 

@@ -6,6 +6,7 @@ import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { describe, expect, it } from 'vitest';
 import WebSocket, { WebSocketServer } from 'ws';
+import { renderPrometheus } from '../../src/admin/metrics.js';
 import { type Cluster, createCluster } from '../../src/cluster/Cluster.js';
 import { RateLimiter } from '../../src/limit/RateLimiter.js';
 import { createProxy, type ProxyOptions } from '../../src/proxy/createProxy.js';
@@ -81,6 +82,9 @@ describe('WebSocket upgrades', () => {
     expect(backend.upgrades[0]?.['x-forwarded-for']).toBe('127.0.0.1');
     expect(c.stats().endpoints[0]).toMatchObject({ tunnels: 1, inflight: 1 });
     expect(proxy.tunnels).toBe(1);
+    const metrics = renderPrometheus({ clusters: { ws: c }, proxy });
+    expect(metrics).toContain('mcgravity_endpoint_tunnels{cluster="ws",endpoint="ws"} 1');
+    expect(metrics).toContain('mcgravity_proxy_tunnels 1');
     const closed = new Promise((resolve) => socket.on('close', resolve));
     for (const client of backend.wss.clients) client.terminate(); // the upstream side goes
     await closed;

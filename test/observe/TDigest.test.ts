@@ -1,6 +1,6 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { TDigest } from '../../src/core/TDigest.js';
+import { TDigest } from '../../src/observe/TDigest.js';
 import { seededRandom } from '../helpers/random.js';
 
 /** The fraction of `sorted` strictly below `value`, and at or below it. */

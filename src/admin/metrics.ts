@@ -1,11 +1,13 @@
 /**
- * Prometheus text exposition (format 0.0.4) of clusters, rate limiters and a proxy: counters of
- * requests, errors, retries and refusals; gauges of in-flight requests, endpoint state, circuit
- * state, pool use and latency percentiles over the recent window. Rendered on demand from `stats()`,
- * so collecting costs nothing between scrapes.
+ * The metrics of clusters, rate limiters and a proxy, as Prometheus text (format 0.0.4): counters of
+ * requests, errors, retries, requeues and refusals; gauges of in-flight requests and tunnels,
+ * endpoint state, circuit state, pool use and latency percentiles over the recent window. Read on
+ * demand from their `stats()`, so collecting costs nothing between scrapes; the text format itself is
+ * observe/exposition.ts.
  */
 import type { Cluster } from '../cluster/Cluster.js';
 import type { RateLimiter } from '../limit/RateLimiter.js';
+import { Exposition, type Labels } from '../observe/exposition.js';
 
 /** What {@link renderPrometheus} reports on. */
 export interface MetricsSources {
@@ -17,39 +19,10 @@ export interface MetricsSources {
 /** What metrics read of a proxy: its requests in flight, and its MCP sessions per cluster and endpoint. */
 export interface ProxyMetricsSource {
   readonly inflight: number;
+  /** WebSocket tunnels open now. */
+  readonly tunnels?: number;
   /** Present with MCP affinity. */
   mcpSessions?(): Record<string, Record<string, number>>;
-}
-
-type Labels = Readonly<Record<string, string>>;
-
-function escapeLabel(value: string): string {
-  return value.replace(/\\/g, '\\\\').replace(/"/g, '\\"').replace(/\n/g, '\\n');
-}
-
-function formatValue(value: number): string {
-  if (Number.isNaN(value)) return 'NaN';
-  if (value === Number.POSITIVE_INFINITY) return '+Inf';
-  if (value === Number.NEGATIVE_INFINITY) return '-Inf';
-  return String(value);
-}
-
-class Exposition {
-  readonly #lines: string[] = [];
-
-  family(name: string, type: 'counter' | 'gauge', help: string, samples: readonly [Labels, number][]): void {
-    this.#lines.push(`# HELP ${name} ${help}`, `# TYPE ${name} ${type}`);
-    for (const [labels, value] of samples) {
-      const entries = Object.entries(labels);
-      const rendered =
-        entries.length === 0 ? '' : `{${entries.map(([k, v]) => `${k}="${escapeLabel(v)}"`).join(',')}}`;
-      this.#lines.push(`${name}${rendered} ${formatValue(value)}`);
-    }
-  }
-
-  toString(): string {
-    return `${this.#lines.join('\n')}\n`;
-  }
 }
 
 /** Renders every metric as Prometheus text. */
@@ -82,6 +55,12 @@ export function renderPrometheus(sources: MetricsSources): string {
     'gauge',
     'Requests in flight to the endpoint.',
     perEndpoint((e) => e.inflight),
+  );
+  out.family(
+    'mcgravity_endpoint_tunnels',
+    'gauge',
+    'WebSocket (upgraded) tunnels open to the endpoint; each counts in flight too.',
+    perEndpoint((e) => e.tunnels),
   );
   out.family(
     'mcgravity_request_rate',
@@ -193,6 +172,12 @@ export function renderPrometheus(sources: MetricsSources): string {
     perCluster((s) => s.retries),
   );
   out.family(
+    'mcgravity_requeues_total',
+    'counter',
+    'Attempts sent again elsewhere because the one before never reached its backend (outside the retry budget).',
+    perCluster((s) => s.requeues),
+  );
+  out.family(
     'mcgravity_retry_budget_exhausted_total',
     'counter',
     'Retries not sent because the retry budget was spent.',
@@ -220,6 +205,11 @@ export function renderPrometheus(sources: MetricsSources): string {
     out.family('mcgravity_proxy_inflight_requests', 'gauge', 'Requests the proxy is serving.', [
       [{}, sources.proxy.inflight],
     ]);
+    if (sources.proxy.tunnels !== undefined) {
+      out.family('mcgravity_proxy_tunnels', 'gauge', 'WebSocket tunnels the proxy holds open.', [
+        [{}, sources.proxy.tunnels],
+      ]);
+    }
     const sessions = Object.entries(sources.proxy.mcpSessions?.() ?? {}).flatMap(([cluster, byEndpoint]) =>
       Object.entries(byEndpoint).map(([endpoint, count]): [Labels, number] => [{ cluster, endpoint }, count]),
     );

@@ -8,7 +8,7 @@
  * digests (not on the request path).
  */
 import type { Clock } from '../core/clock.js';
-import { TDigest } from '../core/TDigest.js';
+import { TDigest } from './TDigest.js';
 
 /** Percentiles in milliseconds; 0 when nothing was recorded in the window. */
 export interface LatencySummary {

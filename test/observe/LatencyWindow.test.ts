@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { LatencyWindow } from '../../src/cluster/LatencyWindow.js';
+import { LatencyWindow } from '../../src/observe/LatencyWindow.js';
 import { ManualClock } from '../helpers/clock.js';
 
 describe('LatencyWindow', () => {
