@@ -21,7 +21,11 @@ describe('OverflowQueue', () => {
       maxQueue: 2,
       queueTimeoutMs: 10_000,
       clock,
-      ask: async () => (tokens > 0 ? (tokens--, decision(true)) : decision(false, 100)),
+      ask: async () => {
+        if (tokens === 0) return decision(false, 100);
+        tokens--;
+        return decision(true);
+      },
       refuse: (_resetMs, retryAfterMs) => decision(false, retryAfterMs),
     });
     const order: string[] = [];

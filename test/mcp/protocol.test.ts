@@ -4,9 +4,17 @@ import {
   isRepeatable,
   isSafeMethod,
   jsonRpcError,
+  type McpMessage,
   parseMessages,
   statsKey,
 } from '../../src/mcp/protocol.js';
+
+const msg = (fields: Partial<McpMessage>): McpMessage => ({
+  method: undefined,
+  id: undefined,
+  name: undefined,
+  ...fields,
+});
 
 describe('MCP protocol helpers', () => {
   it('parses single messages and batches, and refuses what is not JSON-RPC', () => {
@@ -33,10 +41,10 @@ describe('MCP protocol helpers', () => {
 
   it('repeats notifications, safe methods and idempotent tools only', () => {
     const tools = idempotentToolsFrom(['search'], 'idempotentTools');
-    expect(isRepeatable({ method: 'notifications/cancelled' }, tools)).toBe(true);
-    expect(isRepeatable({ method: 'tools/call', name: 'search' }, tools)).toBe(true);
-    expect(isRepeatable({ method: 'tools/call', name: 'pay' }, tools)).toBe(false);
-    expect(isRepeatable({ id: 3 }, tools)).toBe(false); // an answer to the server
+    expect(isRepeatable(msg({ method: 'notifications/cancelled' }), tools)).toBe(true);
+    expect(isRepeatable(msg({ method: 'tools/call', name: 'search' }), tools)).toBe(true);
+    expect(isRepeatable(msg({ method: 'tools/call', name: 'pay' }), tools)).toBe(false);
+    expect(isRepeatable(msg({ id: 3 }), tools)).toBe(false); // an answer to the server
     expect(idempotentToolsFrom((tool) => tool.startsWith('get'), 'x')('getUser')).toBe(true);
     expect(() => idempotentToolsFrom('search' as never, 'idempotentTools')).toThrow(
       /idempotentTools must be an array/,
@@ -44,9 +52,9 @@ describe('MCP protocol helpers', () => {
   });
 
   it('keys statistics by method, and tool calls by tool', () => {
-    expect(statsKey({ method: 'tools/call', name: 'search' })).toBe('tools/call:search');
-    expect(statsKey({ method: 'ping' })).toBe('ping');
-    expect(statsKey({ id: 1 })).toBe('response');
+    expect(statsKey(msg({ method: 'tools/call', name: 'search' }))).toBe('tools/call:search');
+    expect(statsKey(msg({ method: 'ping' }))).toBe('ping');
+    expect(statsKey(msg({ id: 1 }))).toBe('response');
     expect(JSON.parse(jsonRpcError(-32001, 'Session not found'))).toEqual({
       jsonrpc: '2.0',
       id: null,
