@@ -10,7 +10,8 @@
  * moments apart) and their medians reported, as are the medians of everything else. Besides
  * throughput it reports the CPU time each proxy process (with its children, for nginx) spent per
  * request, and latency percentiles in microseconds from a 1 s closed-loop run of our own after each
- * turn, taken over the samples of all ten turns together.
+ * turn, taken over the samples of all ten turns together. With `MCGRAVITY_BASELINE` set to another
+ * build's `dist/index.js`, that build runs as one more target (`mcgravity-baseline`).
  */
 import { type ChildProcess, spawnSync } from 'node:child_process';
 import { readdirSync, readFileSync } from 'node:fs';
@@ -129,6 +130,9 @@ export async function runProxyBench(): Promise<string> {
   const upstream = await start(['upstream']);
   const ports = upstream.line.split(' ').slice(1).map(Number);
   const kinds = ['mcgravity', 'http-proxy', 'reply-from'];
+  // Another build of mcgravity (MCGRAVITY_BASELINE=path/to/dist/index.js), to compare two versions
+  // side by side in one run, as a change that must not cost throughput is measured.
+  if (process.env.MCGRAVITY_BASELINE !== undefined) kinds.splice(1, 0, 'mcgravity-baseline');
   const nginx = spawnSync('nginx', ['-v']).status === 0;
   if (nginx) kinds.push('nginx');
   const targets: { name: string; url: string; child?: ChildProcess; samples: Sample[] }[] = [

@@ -9,6 +9,7 @@ import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { pathToFileURL } from 'node:url';
 
 const [role, ...ports] = process.argv.slice(2);
 const upstreams = ports.map((port) => `http://127.0.0.1:${port}`);
@@ -40,9 +41,14 @@ switch (role) {
     process.stdout.write(`PORTS ${made.join(' ')}\n`);
     break;
   }
-  case 'mcgravity': {
-    // The built package, as users run it (npm run bench builds first), not the TypeScript source.
-    const dist = new URL('../dist/index.js', import.meta.url).href;
+  case 'mcgravity':
+  case 'mcgravity-baseline': {
+    // The built package, as users run it (npm run bench builds first), not the TypeScript source;
+    // the baseline is another build, named by MCGRAVITY_BASELINE.
+    const dist =
+      role === 'mcgravity-baseline'
+        ? pathToFileURL(process.env.MCGRAVITY_BASELINE ?? '').href
+        : new URL('../dist/index.js', import.meta.url).href;
     const { createProxy } = (await import(dist)) as typeof import('../src/index.js');
     const proxy = createProxy({
       cluster: { backends: upstreams, balancer: 'round-robin', pool: { connections: 64 } },

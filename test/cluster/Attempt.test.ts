@@ -3,25 +3,14 @@
  * freed once, and the breaker's half-open bound holds under concurrency.
  */
 import { describe, expect, it } from 'vitest';
-import { type Cluster, type ClusterOptions, createCluster } from '../../src/cluster/Cluster.js';
 import { until } from '../helpers/async.js';
 import { cleanupAfterEach } from '../helpers/cleanup.js';
 import { ManualClock } from '../helpers/clock.js';
-import { startUpstream, type Upstream } from '../helpers/upstreams.js';
+import { loopbackFixtures } from '../helpers/fixtures.js';
 
 const defer = cleanupAfterEach();
 
-async function upstream(handler: Parameters<typeof startUpstream>[0]): Promise<Upstream> {
-  const server = await startUpstream(handler);
-  defer(() => server.close());
-  return server;
-}
-
-function cluster(options: ClusterOptions): Cluster {
-  const c = createCluster(options);
-  defer(() => c.close({ timeoutMs: 200 }));
-  return c;
-}
+const { upstream, cluster } = loopbackFixtures(defer, 200);
 
 describe('Attempt', () => {
   it('lets exactly halfOpenMaxRequests probes through a half-open breaker under concurrency', async () => {

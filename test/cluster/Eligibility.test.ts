@@ -5,26 +5,15 @@
  */
 import { describe, expect, it } from 'vitest';
 import { ZoneAwareBalancer } from '../../src/balancer/ZoneAwareBalancer.js';
-import { type Cluster, type ClusterOptions, createCluster } from '../../src/cluster/Cluster.js';
 import { until } from '../helpers/async.js';
 import { cleanupAfterEach } from '../helpers/cleanup.js';
 import { ManualClock } from '../helpers/clock.js';
+import { loopbackFixtures } from '../helpers/fixtures.js';
 import { seededRandom } from '../helpers/random.js';
-import { startUpstream, type Upstream } from '../helpers/upstreams.js';
 
 const defer = cleanupAfterEach();
 
-async function upstream(handler: Parameters<typeof startUpstream>[0]): Promise<Upstream> {
-  const server = await startUpstream(handler);
-  defer(() => server.close());
-  return server;
-}
-
-function cluster(options: ClusterOptions): Cluster {
-  const c = createCluster(options);
-  defer(() => c.close({ timeoutMs: 500 }));
-  return c;
-}
+const { upstream, cluster } = loopbackFixtures(defer, 500);
 
 describe('Cluster eligibility', () => {
   it('spills a local zone at 50 % health over to the others: 70 % ± 5 % of 2,000 requests stay local', async () => {

@@ -1,25 +1,14 @@
 import { Writable } from 'node:stream';
 import { describe, expect, it } from 'vitest';
-import { type Cluster, type ClusterOptions, createCluster } from '../../src/cluster/Cluster.js';
 import type { ClusterStreamHead } from '../../src/cluster/ResponseRelay.js';
 import { isMcgravityError } from '../../src/core/errors.js';
 import { until } from '../helpers/async.js';
 import { cleanupAfterEach } from '../helpers/cleanup.js';
-import { startUpstream, type Upstream } from '../helpers/upstreams.js';
+import { loopbackFixtures } from '../helpers/fixtures.js';
 
 const defer = cleanupAfterEach();
 
-async function upstream(handler: Parameters<typeof startUpstream>[0]): Promise<Upstream> {
-  const server = await startUpstream(handler);
-  defer(() => server.close());
-  return server;
-}
-
-function cluster(options: ClusterOptions): Cluster {
-  const c = createCluster(options);
-  defer(() => c.close({ timeoutMs: 1000 }));
-  return c;
-}
+const { upstream, cluster } = loopbackFixtures(defer, 1000);
 
 /** A Writable that keeps what it is given; `slow` acknowledges each chunk a loop turn later. */
 class Sink extends Writable {
