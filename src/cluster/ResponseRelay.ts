@@ -135,7 +135,7 @@ export class ResponseRelay implements Dispatcher.DispatchHandler, ClusterStreamH
     if (this.#state !== 'held') return;
     this.#state = 'discarding';
     this.#heldChunks = undefined;
-    if (this.#upstreamEnded || this.#upstreamError !== undefined) this.#attempt.end();
+    if (this.#upstreamEnded || this.#upstreamError !== undefined) this.#release();
     else this.#controller?.resume();
   }
 
@@ -201,7 +201,7 @@ export class ResponseRelay implements Dispatcher.DispatchHandler, ClusterStreamH
     this.#upstreamEnded = true;
     this.#trailers = trailers;
     if (this.#state === 'held') return; // accept() or discard() decides
-    this.#attempt.end();
+    this.#release();
     if (this.#state === 'relaying') (this.#writable as Writable).end();
   }
 
@@ -220,11 +220,11 @@ export class ResponseRelay implements Dispatcher.DispatchHandler, ClusterStreamH
         this.#upstreamError = error;
         return;
       case 'relaying':
-        this.#attempt.end();
+        this.#release();
         this.#fail(error, 'EUPSTREAM');
         return;
       default:
-        this.#attempt.end();
+        this.#release();
         return;
     }
   }
@@ -264,10 +264,10 @@ export class ResponseRelay implements Dispatcher.DispatchHandler, ClusterStreamH
       }
     }
     if (this.#upstreamError !== undefined) {
-      this.#attempt.end();
+      this.#release();
       this.#fail(this.#upstreamError, 'EUPSTREAM');
     } else if (this.#upstreamEnded) {
-      this.#attempt.end();
+      this.#release();
       writable.end();
     } else if (room) {
       this.#controller?.resume();
@@ -295,7 +295,7 @@ export class ResponseRelay implements Dispatcher.DispatchHandler, ClusterStreamH
     // The reader went away (a client that disconnected): stop the upstream.
     const error = new McgravityError('EABORTED', 'the response was closed before its end');
     if (!this.#upstreamEnded) this.#controller?.abort(error);
-    this.#attempt.end();
+    this.#release();
     this.#failure = error;
     this.#settle?.reject(error);
   };
@@ -318,6 +318,12 @@ export class ResponseRelay implements Dispatcher.DispatchHandler, ClusterStreamH
         );
     this.#writable?.destroy();
     this.#settle?.reject(this.#failure);
+  }
+
+  /** The endpoint is done with this attempt (body ended, broken or dropped). */
+  #release(): void {
+    this.#detachSignal();
+    this.#attempt.end();
   }
 
   #detachSignal(): void {
