@@ -83,15 +83,22 @@ class ReverseProxy implements ProxyContract, UpgradeHost {
   }
 
   handler = (req: IncomingMessage, res: ServerResponse, next?: (error?: unknown) => void): void => {
-    // Whatever goes wrong (a throwing key function, a bug), the request gets an answer and the
-    // process lives on.
-    inOrder(req, () =>
-      this.#handle(req, res, next).catch(() => {
-        if (!res.destroyed && !res.writableEnded)
-          sendError(res, 'EINTERNAL', 'proxy failed to handle the request', undefined);
-      }),
-    );
+    inOrder(this.#guarded, req, res, next);
   };
+
+  /**
+   * Whatever goes wrong (a throwing key function, a bug), the request gets an answer and the process
+   * lives on.
+   */
+  readonly #guarded = (
+    req: IncomingMessage,
+    res: ServerResponse,
+    next: ((error?: unknown) => void) | undefined,
+  ): Promise<void> =>
+    this.#handle(req, res, next).catch(() => {
+      if (!res.destroyed && !res.writableEnded)
+        sendError(res, 'EINTERNAL', 'proxy failed to handle the request', undefined);
+    });
 
   upgrade = (req: IncomingMessage, socket: Duplex, head: Buffer): void => {
     proxyUpgrade(this, req, socket, head).catch(() => socket.destroy());

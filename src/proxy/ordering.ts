@@ -5,15 +5,60 @@
  * each pipelined request as soon as it is parsed (and orders the responses itself), so without this a
  * GET after a POST could reach the upstream before the POST it may depend on.
  *
- * A connection that does not pipeline pays one property read per request; the state is made on the
- * first request that finds another still running on its connection.
+ * The state lives on the socket (shared by every proxy that serves the connection), made on its first
+ * request with the two callbacks that end a request's turn, so a request allocates nothing here
+ * unless it has to wait.
  */
-import type { IncomingMessage } from 'node:http';
+import type { IncomingMessage, ServerResponse } from 'node:http';
 
-interface ConnectionOrder {
-  running: number;
-  unsafeRunning: boolean;
-  readonly waiting: { readonly safe: boolean; readonly handle: () => Promise<void> }[];
+/** Handles one request; its promise settling (it must not reject) ends the request's turn. */
+export type OrderedHandler = (
+  req: IncomingMessage,
+  res: ServerResponse,
+  next: ((error?: unknown) => void) | undefined,
+) => Promise<void>;
+
+interface Waiting {
+  readonly handle: OrderedHandler;
+  readonly safe: boolean;
+  readonly req: IncomingMessage;
+  readonly res: ServerResponse;
+  readonly next: ((error?: unknown) => void) | undefined;
+}
+
+class ConnectionOrder {
+  running = 0;
+  unsafeRunning = false;
+  readonly waiting: Waiting[] = [];
+  readonly #safeDone = (): void => this.#done(true);
+  readonly #unsafeDone = (): void => this.#done(false);
+
+  mayStart(safe: boolean): boolean {
+    return safe ? !this.unsafeRunning : this.running === 0;
+  }
+
+  start(
+    handle: OrderedHandler,
+    safe: boolean,
+    req: IncomingMessage,
+    res: ServerResponse,
+    next: Waiting['next'],
+  ): void {
+    this.running++;
+    if (!safe) this.unsafeRunning = true;
+    const done = safe ? this.#safeDone : this.#unsafeDone;
+    handle(req, res, next).then(done, done);
+  }
+
+  #done(safe: boolean): void {
+    this.running--;
+    if (!safe) this.unsafeRunning = false;
+    // Start what waited, in order, as far as the rule allows.
+    for (let head = this.waiting[0]; head !== undefined && this.mayStart(head.safe); head = this.waiting[0]) {
+      this.waiting.shift();
+      this.start(head.handle, head.safe, head.req, head.res, head.next);
+    }
+  }
 }
 
 const ORDER = Symbol('mcgravity.order');
@@ -24,41 +69,20 @@ function isSafe(method: string | undefined): boolean {
   return method === 'GET' || method === 'HEAD' || method === 'OPTIONS' || method === 'TRACE';
 }
 
-/**
- * Runs `handle` for `req` when its turn on the connection comes; `handle`'s promise settling (it
- * should not reject) ends the request's turn.
- */
-export function inOrder(req: IncomingMessage, handle: () => Promise<void>): void {
+/** Runs `handle` for `req` when its turn on the connection comes. */
+export function inOrder(
+  handle: OrderedHandler,
+  req: IncomingMessage,
+  res: ServerResponse,
+  next: ((error?: unknown) => void) | undefined,
+): void {
   const socket = req.socket as unknown as OrderedSocket;
   let order = socket[ORDER];
   if (order === undefined) {
-    order = { running: 0, unsafeRunning: false, waiting: [] };
+    order = new ConnectionOrder();
     socket[ORDER] = order;
   }
   const safe = isSafe(req.method);
-  if (order.waiting.length === 0 && mayStart(order, safe)) start(order, safe, handle);
-  else order.waiting.push({ safe, handle });
-}
-
-function mayStart(order: ConnectionOrder, safe: boolean): boolean {
-  return safe ? !order.unsafeRunning : order.running === 0;
-}
-
-function start(order: ConnectionOrder, safe: boolean, handle: () => Promise<void>): void {
-  order.running++;
-  if (!safe) order.unsafeRunning = true;
-  const done = () => {
-    order.running--;
-    if (!safe) order.unsafeRunning = false;
-    // Start what waited, in order, as far as the rule allows.
-    for (
-      let next = order.waiting[0];
-      next !== undefined && mayStart(order, next.safe);
-      next = order.waiting[0]
-    ) {
-      order.waiting.shift();
-      start(order, next.safe, next.handle);
-    }
-  };
-  handle().then(done, done);
+  if (order.waiting.length === 0 && order.mayStart(safe)) order.start(handle, safe, req, res, next);
+  else order.waiting.push({ handle, safe, req, res, next });
 }
