@@ -1,4 +1,4 @@
-// Public API of mcgravity. This file only re-exports; see DESIGN.md for the layers.
+// Public API of mcgravity. This file only re-exports; see docs/architecture.md for the layers.
 
 export { type AdminOptions, createAdmin } from './admin/createAdmin.js';
 export { type MetricsSources, type ProxyMetricsSource, renderPrometheus } from './admin/metrics.js';
@@ -94,7 +94,9 @@ export type { RateLimitStore } from './limit/store.js';
 export type { LatencySummary } from './observe/LatencyWindow.js';
 export { Pool, type PoolOptions, type PoolStats } from './pool/Pool.js';
 export {
+  type CookieAffinity,
   createProxy,
+  type McpAffinity,
   type Proxy,
   type ProxyOptions,
   type ProxyRateLimit,

@@ -41,7 +41,7 @@ const expectations: Record<string, (stdout: string) => void> = {
     expect(out).toMatch(/first session: token [A-Za-z0-9_-]{16} \+ the server's id \(36 chars\)/);
     expect(out).toContain('first: replica-a replica-a replica-a replica-a (through both proxies)');
     expect(out).toContain('second: replica-b replica-b replica-b replica-b (through both proxies)');
-    expect(out).toMatch(/forged session: 404 \{"error":\{"code":"ESESSIONGONE"/);
+    expect(out).toMatch(/forged session: 404 \{"jsonrpc":"2.0","id":null,"error":\{"code":-32001/);
     expect(out).toContain('sessions seen by proxy 1: {"tools":{"replica-a":1,"replica-b":1}}');
     expect(out).toContain('done');
   },

@@ -1,7 +1,7 @@
 /**
  * `createAdmin()`: the operations endpoint of a proxy or of any process using clusters, as a
  * `node:http` request listener. Serve it on its own listener, on loopback by default:
- * `http.createServer(createAdmin({ clusters, token })).listen(9090, '127.0.0.1')` (seed 000's
+ * `http.createServer(createAdmin({ clusters, token })).listen(9090, '127.0.0.1')` (the usual
  * metrics port).
  *
  * Read-only, open to anyone who can reach it:
@@ -30,8 +30,12 @@ import { type ProxyMetricsSource, renderPrometheus } from './metrics.js';
 
 /** Options of {@link createAdmin}. */
 export interface AdminOptions {
-  clusters: Readonly<Record<string, Cluster>>;
-  /** A proxy whose in-flight count (and MCP sessions, with MCP affinity) to report. */
+  /** The clusters to report and manage, by name. @default the proxy's `clusters` */
+  clusters?: Readonly<Record<string, Cluster>>;
+  /**
+   * A proxy whose in-flight requests, tunnels and MCP sessions to report; its clusters are reported
+   * and managed too (those in `clusters` win a name they share).
+   */
   proxy?: ProxyMetricsSource;
   /** Rate limiters to report, by name. */
   limiters?: Readonly<Record<string, RateLimiter>>;
@@ -72,12 +76,7 @@ function readJson(req: IncomingMessage, limit: number, timeoutMs: number): Promi
       reject(error);
     };
     const timer = setTimeout(
-      () =>
-        fail(
-          new McgravityError('EBADREQUEST', `request body not received within ${timeoutMs} ms`, {
-            statusCode: 408,
-          }),
-        ),
+      () => fail(new McgravityError('EREQUESTTIMEOUT', `request body not received within ${timeoutMs} ms`)),
       timeoutMs,
     );
     timer.unref();
@@ -118,9 +117,12 @@ export function createAdmin(options: AdminOptions): RequestListener {
     ['clusters', 'proxy', 'limiters', 'token', 'maxBodyBytes', 'bodyTimeoutMs'],
     'createAdmin',
   );
-  if (options.clusters === null || typeof options.clusters !== 'object')
+  const clusters = { ...(options.proxy?.clusters ?? {}), ...(options.clusters ?? {}) };
+  if (options.clusters !== undefined && (options.clusters === null || typeof options.clusters !== 'object'))
     throw new TypeError('clusters must be an object of name → Cluster');
-  for (const [name, cluster] of Object.entries(options.clusters)) {
+  if (options.clusters === undefined && options.proxy?.clusters === undefined)
+    throw new TypeError('createAdmin needs clusters (name → Cluster), or a proxy that has them');
+  for (const [name, cluster] of Object.entries(clusters)) {
     if (typeof cluster?.stats !== 'function') throw new TypeError(`clusters.${name} must be a Cluster`);
   }
   if (options.token !== undefined && (typeof options.token !== 'string' || options.token.length < 16)) {
@@ -128,7 +130,6 @@ export function createAdmin(options: AdminOptions): RequestListener {
       `token must be a string of at least 16 characters, got ${describeValue(options.token)}`,
     );
   }
-  const clusters = options.clusters;
   const token = options.token === undefined ? undefined : Buffer.from(options.token);
   const maxBodyBytes = optionalNumber(options.maxBodyBytes, 'maxBodyBytes', 64 * 1024, {
     min: 1,

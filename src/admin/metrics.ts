@@ -21,6 +21,8 @@ export interface ProxyMetricsSource {
   readonly inflight: number;
   /** WebSocket tunnels open now. */
   readonly tunnels?: number;
+  /** The clusters it sends to, by name: reported when `clusters` is not given. */
+  readonly clusters?: Readonly<Record<string, Cluster>>;
   /** Present with MCP affinity. */
   mcpSessions?(): Record<string, Record<string, number>>;
 }

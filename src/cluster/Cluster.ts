@@ -158,6 +158,11 @@ export class Cluster extends EventEmitter<ClusterEvents> {
         if (ok && health.isHealthy(id)) this.#outliers?.restore(id);
       });
     }
+    if (options.backends.length === 0 && options.allowEmpty !== true) {
+      throw new TypeError(
+        `cluster ${this.name}: backends is empty; give at least one, or allowEmpty: true to add them later`,
+      );
+    }
     options.backends.forEach((backend, i) => {
       this.#add(backend, `backends[${i}]`, false);
     });

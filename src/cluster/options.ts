@@ -22,8 +22,10 @@ import type { EndpointStats, ManagedEndpoint } from './ManagedEndpoint.js';
 export interface ClusterOptions {
   /** Name in events, metrics and errors. @default 'default' */
   name?: string;
-  /** The backends: URLs or configurations. */
+  /** The backends: URLs or configurations. At least one, unless `allowEmpty`. */
   backends: readonly (string | BackendConfig)[];
+  /** Accept an empty `backends` (they are added later, with `add()` or the admin API). @default false */
+  allowEmpty?: boolean;
   /** A built-in algorithm's name or your own balancer. @default 'least-request' */
   balancer?: BalancerName | Balancer;
   /** Active health checks; off unless given. */
@@ -156,6 +158,7 @@ export interface ClusterEvents {
 export const CLUSTER_OPTIONS = [
   'name',
   'backends',
+  'allowEmpty',
   'balancer',
   'health',
   'outlierDetection',

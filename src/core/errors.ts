@@ -42,7 +42,9 @@ export type ErrorCode =
   /** The named thing (a cluster, a backend, a path) does not exist. */
   | 'ENOTFOUND'
   /** The method is not allowed on this path. */
-  | 'EMETHOD';
+  | 'EMETHOD'
+  /** The client was too slow: its request head or body did not arrive in time (HTTP 408). */
+  | 'EREQUESTTIMEOUT';
 
 /** The HTTP status each code maps to when it ends a proxied request. */
 export const errorStatus: Readonly<Record<ErrorCode, number>> = {
@@ -63,6 +65,7 @@ export const errorStatus: Readonly<Record<ErrorCode, number>> = {
   EFORBIDDEN: 403,
   ENOTFOUND: 404,
   EMETHOD: 405,
+  EREQUESTTIMEOUT: 408,
 };
 
 /** Options of {@link McgravityError}. */

@@ -9,7 +9,7 @@
  *
  * Several rules are checked together and the cost is taken from all or none: with
  * `rules: [{ name: 'client', … }, { name: 'ip', … }]`, `consume({ client: id, ip })` applies each
- * rule to its own key (seed 000: per client id and per address). A plain string key applies every
+ * rule to its own key (per client id and per address, say). A plain string key applies every
  * rule to that key.
  *
  * Overflow: `reject` answers at once; `queue` holds refused requests first in, first out (at most

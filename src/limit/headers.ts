@@ -3,7 +3,7 @@
  * - `RateLimit-Limit`, `RateLimit-Remaining`, `RateLimit-Reset` (seconds until the quota is whole),
  *   from the IETF httpapi draft "RateLimit header fields for HTTP";
  * - `X-RateLimit-Limit`, `X-RateLimit-Remaining`, `X-RateLimit-Reset` (Unix time in seconds), the
- *   older convention of GitHub and of seed 001's gateway;
+ *   older convention of GitHub and of NGINX-based gateways;
  * - and on a refusal `Retry-After` in whole seconds, at least 1 (RFC 9110 §10.2.3).
  */
 import type { RateLimitDecision } from './rules.js';

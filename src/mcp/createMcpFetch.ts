@@ -159,6 +159,8 @@ class McpClientFetch {
   readonly #idempotentTool: (tool: string) => boolean;
   readonly #toolBreakers: ToolBreakers | undefined;
   readonly #sessions: SessionTable<SessionData>;
+  /** Sessions whose replica was lost: never sent anywhere again (another replica did not issue them). */
+  readonly #lost: SessionTable;
   readonly #clock: Clock;
   readonly #methods: MethodStats;
 
@@ -195,6 +197,7 @@ class McpClientFetch {
       idleMs: optionalDuration(options.sessionIdleMs, 'sessionIdleMs', 3_600_000),
       clock: this.#clock,
     });
+    this.#lost = new SessionTable({ maxSessions: 10_000, idleMs: 3_600_000, clock: this.#clock });
   }
 
   async fetch(input: string | URL | Request, init: RequestInit = {}): Promise<Response> {
@@ -208,6 +211,9 @@ class McpClientFetch {
     const only = messages?.length === 1 ? messages[0] : undefined;
     const clientSession = headers.get(SESSION_HEADER) ?? undefined;
     const session = clientSession === undefined ? undefined : this.#sessions.get(clientSession);
+    if (session === undefined && clientSession !== undefined && this.#lost.get(clientSession) !== undefined) {
+      return sessionNotFound(); // its replica is gone: no other one issued it, so none may see it
+    }
     if (session?.data.serverSessionId !== undefined)
       headers.set(SESSION_HEADER, session.data.serverSessionId);
 
@@ -388,13 +394,19 @@ class McpClientFetch {
         return this.#observe(response, call, moved.endpointId, data);
       }
     }
+    this.#lost.set(clientSession, endpointId, undefined);
     this.events.emit('session:lost', { sessionId: clientSession, endpointId, reason, action: 'not-found' });
     if (call.counters !== undefined) call.counters.errors++;
-    return new Response(jsonRpcError(SESSION_NOT_FOUND, 'Session not found'), {
-      status: 404,
-      headers: { 'content-type': 'application/json' },
-    });
+    return sessionNotFound();
   }
+}
+
+/** The 404 an MCP client takes as "initialise a new session". */
+function sessionNotFound(): Response {
+  return new Response(jsonRpcError(SESSION_NOT_FOUND, 'Session not found'), {
+    status: 404,
+    headers: { 'content-type': 'application/json' },
+  });
 }
 
 function toolCircuitOpen(tool: string, endpointId: string, id: string | number | undefined): Response {

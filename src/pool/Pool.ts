@@ -5,7 +5,7 @@
  * slow backend cannot pile up unbounded memory and latency in front of it.
  *
  * `stats()` reports undici's counters plus how well connections are reused: requests per
- * connection opened (seed 000 claims a 95 % reuse rate; see docs/benchmarks.md for ours).
+ * connection opened (see docs/benchmarks.md for measured figures).
  */
 import { type Dispatcher, Pool as UndiciPool } from 'undici';
 import { optionalDuration } from '../core/duration.js';
@@ -14,7 +14,7 @@ import { checkKnownOptions, optionalNumber } from '../core/validate.js';
 
 /** Options of {@link Pool}, per backend. */
 export interface PoolOptions {
-  /** Most connections to the backend (seed 000 `max_connections`). @default 128 */
+  /** Most connections to the backend (`max_connections` in a proxy config). @default 128 */
   connections?: number;
   /** How long an idle connection is kept open. @default 60_000 */
   keepAliveTimeoutMs?: number | string;

@@ -15,11 +15,28 @@ import { createHmac, randomBytes } from 'node:crypto';
 import type { IncomingMessage } from 'node:http';
 import { MaglevBalancer } from '../balancer/MaglevBalancer.js';
 import type { Cluster } from '../cluster/Cluster.js';
+import { optionalDuration } from '../core/duration.js';
 import type { Endpoint } from '../core/endpoint.js';
-import { describeValue } from '../core/validate.js';
+import { checkKnownOptions, describeValue } from '../core/validate.js';
+
+/** Cookie affinity: the cookie's name and attributes. */
+export interface CookieAffinity {
+  /** The cookie's name. */
+  cookie: string;
+  /** Send it over HTTPS only (`Secure`); required with `sameSite: 'none'`. @default false */
+  secure?: boolean;
+  /** `Domain`, to share it with subdomains. @default none (this host only) */
+  domain?: string;
+  /** `Path`. @default '/' */
+  path?: string;
+  /** `Max-Age`, so it outlives the browser session. @default none (a session cookie) */
+  maxAgeMs?: number | string;
+  /** `SameSite`. @default 'lax' */
+  sameSite?: 'strict' | 'lax' | 'none';
+}
 
 /** The affinity modes this file handles (MCP affinity is mcp/router.ts's). */
-export type KeyedAffinity = 'ip' | { cookie: string } | { header: string };
+export type KeyedAffinity = 'ip' | CookieAffinity | { header: string };
 
 /** What affinity contributes to one request. */
 export interface AffinityChoice {
@@ -38,17 +55,55 @@ let warned = false;
 /** Checks a `sessionAffinity` value other than MCP. */
 export function checkKeyedAffinity(affinity: unknown): KeyedAffinity | undefined {
   if (affinity === undefined || affinity === 'ip') return affinity;
-  if (
-    typeof affinity === 'object' &&
-    affinity !== null &&
-    (typeof (affinity as { cookie?: unknown }).cookie === 'string' ||
-      typeof (affinity as { header?: unknown }).header === 'string')
-  ) {
-    return affinity as KeyedAffinity;
+  if (typeof affinity === 'object' && affinity !== null) {
+    if (typeof (affinity as { header?: unknown }).header === 'string') {
+      checkKnownOptions(affinity, ['header'], 'sessionAffinity');
+      return affinity as { header: string };
+    }
+    if (typeof (affinity as { cookie?: unknown }).cookie === 'string')
+      return checkCookie(affinity as CookieAffinity);
   }
   throw new TypeError(
     `sessionAffinity must be 'ip', 'mcp', { cookie: name }, { header: name } or { mcp: options }, got ${describeValue(affinity)}`,
   );
+}
+
+function checkCookie(cookie: CookieAffinity): CookieAffinity {
+  checkKnownOptions(
+    cookie,
+    ['cookie', 'secure', 'domain', 'path', 'maxAgeMs', 'sameSite'],
+    'sessionAffinity',
+  );
+  if (!/^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/.test(cookie.cookie))
+    throw new TypeError(
+      `sessionAffinity.cookie must be a cookie name (RFC 6265 token), got ${JSON.stringify(cookie.cookie)}`,
+    );
+  if (cookie.sameSite !== undefined && !['strict', 'lax', 'none'].includes(cookie.sameSite))
+    throw new TypeError(
+      `sessionAffinity.sameSite must be 'strict', 'lax' or 'none', got ${describeValue(cookie.sameSite)}`,
+    );
+  if (cookie.sameSite === 'none' && cookie.secure !== true)
+    throw new TypeError("sessionAffinity.sameSite: 'none' needs secure: true (browsers refuse it otherwise)");
+  for (const key of ['domain', 'path'] as const) {
+    const value = cookie[key];
+    if (value !== undefined && (typeof value !== 'string' || /[;\s]/.test(value)))
+      throw new TypeError(
+        `sessionAffinity.${key} must be a string without spaces or semicolons, got ${describeValue(value)}`,
+      );
+  }
+  optionalDuration(cookie.maxAgeMs, 'sessionAffinity.maxAgeMs', 0);
+  return cookie;
+}
+
+/** The attributes that follow `name=token` in the affinity cookie, built once. */
+function cookieAttributes(cookie: CookieAffinity): string {
+  const sameSite = cookie.sameSite ?? 'lax';
+  let attributes = `; Path=${cookie.path ?? '/'}; HttpOnly; SameSite=${sameSite[0]?.toUpperCase()}${sameSite.slice(1)}`;
+  if (cookie.secure === true) attributes += '; Secure';
+  if (cookie.domain !== undefined) attributes += `; Domain=${cookie.domain}`;
+  if (cookie.maxAgeMs !== undefined)
+    attributes += `; Max-Age=${Math.floor(optionalDuration(cookie.maxAgeMs, 'maxAgeMs', 0) / 1000)}`;
+  return attributes;
 }
 
 /** Per cluster: a Maglev table over its eligible endpoints, and the endpoint of each token. */
@@ -60,6 +115,7 @@ interface ClusterAffinity {
 /** Affinity state of one proxy. */
 export class Affinity {
   readonly #mode: KeyedAffinity | undefined;
+  readonly #cookieAttributes: string;
   readonly #secret: string;
   readonly #clusters = new Map<Cluster, ClusterAffinity>();
 
@@ -69,6 +125,7 @@ export class Affinity {
    */
   constructor(mode: KeyedAffinity | undefined, secret: string | undefined, needsTokens: boolean) {
     this.#mode = mode;
+    this.#cookieAttributes = typeof mode === 'object' && 'cookie' in mode ? cookieAttributes(mode) : '';
     if (secret === undefined && needsTokens && !warned) {
       warned = true;
       process.emitWarning(
@@ -105,7 +162,7 @@ export class Affinity {
     cookie: NonNullable<AffinityChoice['cookie']>,
   ): string | undefined {
     const token = this.tokenOf(cluster, endpoint);
-    return token === cookie.current ? undefined : `${cookie.name}=${token}; Path=/; HttpOnly; SameSite=Lax`;
+    return token === cookie.current ? undefined : `${cookie.name}=${token}${this.#cookieAttributes}`;
   }
 
   /** An opaque token for an endpoint: HMAC of its id, so a client never sees a backend address. */

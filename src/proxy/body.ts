@@ -25,7 +25,7 @@ export function readBody(
     let size = 0;
     const watched = sweeper.watch(() => {
       req.destroy();
-      reject(new McgravityError('EBADREQUEST', IDLE_BODY, { statusCode: 408 }));
+      reject(new McgravityError('EREQUESTTIMEOUT', IDLE_BODY));
     });
     req.on('data', (chunk: Buffer) => {
       watched.lastActivity = clock.now();
@@ -71,8 +71,8 @@ export function limitBody(
   // A client that stops sending its body mid-way holds an upstream request open: cut it.
   const watched: Watched = sweeper.watch(() => {
     res.setHeader('connection', 'close');
-    sendError(res, 'EBADREQUEST', IDLE_BODY, requestId, { status: 408 });
-    limiter.destroy(new McgravityError('EBADREQUEST', IDLE_BODY, { statusCode: 408 }));
+    sendError(res, 'EREQUESTTIMEOUT', IDLE_BODY, requestId);
+    limiter.destroy(new McgravityError('EREQUESTTIMEOUT', IDLE_BODY));
     req.unpipe(limiter);
     req.resume(); // the connection closes once the 408 is out
   });

@@ -30,11 +30,12 @@ import type { Watched } from './IdleSweeper.js';
 import type { Proxy as ProxyContract, ProxyOptions, ProxySettings } from './options.js';
 import { resolveProxyOptions } from './options.js';
 import { inOrder } from './ordering.js';
-import { classify, sendError } from './respond.js';
+import { classify, sendError, sendSessionNotFound } from './respond.js';
 import { ProxyServers } from './server.js';
 import { proxyUpgrade, type UpgradeHost } from './upgrade.js';
 
 export type { McpAffinity } from '../mcp/router.js';
+export type { CookieAffinity } from './affinity.js';
 export { targetPath } from './forwarding.js';
 export type { Proxy, ProxyOptions, ProxyRateLimit, ProxyRoute, ProxyTimeouts } from './options.js';
 
@@ -72,6 +73,10 @@ class ReverseProxy implements ProxyContract, UpgradeHost {
 
   get tunnels(): number {
     return this.#servers.tunnels;
+  }
+
+  get clusters(): Readonly<Record<string, Cluster>> {
+    return this.settings.clusters;
   }
 
   get closing(): boolean {
@@ -164,7 +169,7 @@ class ReverseProxy implements ProxyContract, UpgradeHost {
     const mcp = this.#mcp;
     const session = mcp?.route(cluster, req, headers);
     if (session === null) {
-      sendError(res, 'ESESSIONGONE', 'MCP session not found', requestId);
+      sendSessionNotFound(res, 'no replica of this proxy issued this session', requestId);
       req.resume();
       return;
     }
@@ -245,7 +250,7 @@ class ReverseProxy implements ProxyContract, UpgradeHost {
     if (gone === undefined) return false;
     mcp.forget(cluster, session);
     if (!res.destroyed && !res.writableEnded)
-      sendError(res, 'ESESSIONGONE', `MCP session's endpoint is gone (${gone})`, requestId);
+      sendSessionNotFound(res, `the session's replica is gone (${gone})`, requestId);
     return true;
   }
 }

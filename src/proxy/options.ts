@@ -10,6 +10,7 @@ import { optionalDuration } from '../core/duration.js';
 import { checkKnownOptions, describeValue, optionalFunction, optionalNumber } from '../core/validate.js';
 import type { RateLimiter } from '../limit/RateLimiter.js';
 import type { McpAffinity } from '../mcp/router.js';
+import type { CookieAffinity } from './affinity.js';
 import { IdleSweeper } from './IdleSweeper.js';
 import {
   compileMatch,
@@ -74,7 +75,7 @@ export interface ProxyOptions {
    * Keep a client on one endpoint: by address, by a header's value, by a cookie the proxy sets, or by
    * MCP session (`'mcp'`, see {@link McpAffinity}).
    */
-  sessionAffinity?: 'ip' | { cookie: string } | { header: string } | 'mcp' | { mcp: McpAffinity };
+  sessionAffinity?: 'ip' | CookieAffinity | { header: string } | 'mcp' | { mcp: McpAffinity };
   /**
    * Secret for affinity cookies and stateless MCP session tokens; share it between proxy replicas (16
    * characters at least). Without one, a random secret is made and a warning says that its tokens are
@@ -121,6 +122,12 @@ export interface Proxy {
   readonly inflight: number;
   /** WebSocket (upgraded) tunnels open now. */
   readonly tunnels: number;
+  /**
+   * Every cluster the proxy sends to, by name: those it created from options (named after the
+   * route, or `default`) and those passed in. Hand it to `createAdmin({ proxy })`, or listen to
+   * their events.
+   */
+  readonly clusters: Readonly<Record<string, Cluster>>;
   /** With MCP affinity: sessions seen and not idle, per cluster name and endpoint id. */
   mcpSessions(): Record<string, Record<string, number>>;
 }
@@ -135,6 +142,8 @@ export interface CompiledRateLimit {
 /** A route, ready for requests. */
 export interface CompiledRoute {
   readonly name: string;
+  /** The clusters it may send to. */
+  readonly clusters: readonly Cluster[];
   readonly matches: Matcher;
   readonly pick: (req: IncomingMessage, draw: number) => Cluster;
   readonly stripPrefix: string | undefined;
@@ -152,6 +161,8 @@ export interface ProxySettings {
   readonly routes: readonly CompiledRoute[];
   /** Clusters the proxy created from options (closed with it). */
   readonly owned: readonly Cluster[];
+  /** Every cluster the proxy sends to, by name (a name taken twice gets `#2`, `#3`…). */
+  readonly clusters: Readonly<Record<string, Cluster>>;
   /** Every idle sweeper, closed with the proxy. */
   readonly sweepers: readonly IdleSweeper[];
   readonly rateLimit: CompiledRateLimit | undefined;
@@ -229,7 +240,7 @@ export function resolveProxyOptions(options: ProxyOptions): ProxySettings {
     tunnelSweeper: tunnelIdleMs > 0 ? sweeper(tunnelIdleMs) : undefined,
   };
   const owned: Cluster[] = [];
-  const clusterFrom = (value: Cluster | ClusterOptions, option: string): Cluster => {
+  const clusterFrom = (value: Cluster | ClusterOptions, option: string, name: string): Cluster => {
     if (isCluster(value)) return value;
     if (value === null || typeof value !== 'object')
       throw new TypeError(`${option} must be a Cluster or cluster options`);
@@ -242,6 +253,7 @@ export function resolveProxyOptions(options: ProxyOptions): ProxySettings {
             ...(value.retry ?? {}),
           };
     const created = createCluster({
+      name,
       ...value,
       retry: retry === false ? false : { ...retry, retryOn: [...retry.retryOn] },
       pool: { connectTimeoutMs: connectMs, ...(value.pool ?? {}) },
@@ -266,9 +278,21 @@ export function resolveProxyOptions(options: ProxyOptions): ProxySettings {
   } else {
     throw new TypeError('createProxy needs a cluster or routes');
   }
+  const clusters: Record<string, Cluster> = {};
+  const named = new Set<Cluster>();
+  for (const route of routes) {
+    for (const cluster of route.clusters) {
+      if (named.has(cluster)) continue;
+      named.add(cluster);
+      let name = cluster.name;
+      for (let n = 2; Object.hasOwn(clusters, name); n++) name = `${cluster.name}#${n}`;
+      clusters[name] = cluster;
+    }
+  }
   return {
     routes,
     owned,
+    clusters,
     sweepers,
     rateLimit: options.rateLimit === undefined ? undefined : checkRateLimit(options.rateLimit, 'rateLimit'),
     trust: compileTrust(options.trustProxy),
@@ -305,7 +329,7 @@ export function resolveProxyOptions(options: ProxyOptions): ProxySettings {
 function compileRoute(
   route: ProxyRoute,
   option: string,
-  clusterFrom: (value: Cluster | ClusterOptions, option: string) => Cluster,
+  clusterFrom: (value: Cluster | ClusterOptions, option: string, name: string) => Cluster,
   defaults: { firstByteMs: number; sweeper: IdleSweeper; tunnelSweeper: IdleSweeper | undefined },
   sweeper: (ms: number) => IdleSweeper,
 ): CompiledRoute {
@@ -330,12 +354,19 @@ function compileRoute(
       `${option}.match`,
     );
   let pick: (req: IncomingMessage, draw: number) => Cluster;
+  let clusters: Cluster[];
   if (route.split !== undefined) {
     if (route.cluster !== undefined) throw new TypeError(`${option} takes cluster or split, not both`);
     pick = compileSplit(route.split, `${option}.split`);
+    clusters = route.split.map((target) => target.cluster);
   } else if (route.cluster !== undefined) {
-    const cluster = clusterFrom(route.cluster, `${option}.cluster`);
+    const cluster = clusterFrom(
+      route.cluster,
+      `${option}.cluster`,
+      route.name ?? (option === 'cluster' ? 'default' : option),
+    );
     pick = () => cluster;
+    clusters = [cluster];
   } else {
     throw new TypeError(`${option} needs a cluster or a split`);
   }
@@ -344,6 +375,7 @@ function compileRoute(
     throw new TypeError(`${option}.stripPrefix needs match.pathPrefix`);
   return {
     name: route.name ?? option,
+    clusters,
     matches: compileMatch(route.match, `${option}.match`),
     pick,
     stripPrefix: route.stripPrefix === true ? prefix : undefined,

@@ -7,6 +7,7 @@ import http, { type ServerResponse } from 'node:http';
 import type { Duplex } from 'node:stream';
 import { type ErrorCode, errorStatus, isMcgravityError } from '../core/errors.js';
 import { failureKind } from '../core/failures.js';
+import { SESSION_NOT_FOUND } from '../mcp/protocol.js';
 
 /** Maps any error from the request path to a code and status the client may see. */
 export function classify(error: unknown): { code: ErrorCode; status: number; message: string } {
@@ -67,4 +68,34 @@ export function sendSocketError(
   for (const [name, value] of Object.entries(options.headers ?? {})) head += `${name}: ${value}\r\n`;
   head += `content-type: application/json; charset=utf-8\r\ncontent-length: ${Buffer.byteLength(body)}\r\ncache-control: no-store\r\nconnection: close\r\n\r\n`;
   socket.end(head + body);
+}
+
+/**
+ * The 404 an MCP client understands for a session that cannot be served: a JSON-RPC error with the
+ * code the SDK's servers use (-32001), the proxy's own code and request id in its `data`.
+ */
+export function sendSessionNotFound(
+  res: ServerResponse,
+  message: string,
+  requestId: string | undefined,
+): void {
+  if (res.headersSent) {
+    res.destroy();
+    return;
+  }
+  const body = JSON.stringify({
+    jsonrpc: '2.0',
+    id: null,
+    error: {
+      code: SESSION_NOT_FOUND,
+      message: 'Session not found',
+      data: { code: 'ESESSIONGONE', reason: message, ...(requestId === undefined ? {} : { requestId }) },
+    },
+  });
+  res.writeHead(404, {
+    'content-type': 'application/json; charset=utf-8',
+    'content-length': Buffer.byteLength(body),
+    'cache-control': 'no-store',
+  });
+  res.end(body);
 }

@@ -51,7 +51,7 @@ export class ProxyServers {
       if (error.code === 'HPE_HEADER_OVERFLOW') {
         sendSocketError(socket, 'EBADREQUEST', 'request headers too large', undefined, { status: 431 });
       } else if (error.code === 'ERR_HTTP_REQUEST_TIMEOUT') {
-        sendSocketError(socket, 'EBADREQUEST', 'request headers too slow', undefined, { status: 408 });
+        sendSocketError(socket, 'EREQUESTTIMEOUT', 'request headers too slow', undefined);
       } else {
         sendSocketError(socket, 'EBADREQUEST', 'malformed request', undefined);
       }

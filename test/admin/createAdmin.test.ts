@@ -7,6 +7,7 @@ import { describe, expect, it } from 'vitest';
 import { createAdmin } from '../../src/admin/createAdmin.js';
 import { type Cluster, createCluster } from '../../src/cluster/Cluster.js';
 import { RateLimiter } from '../../src/limit/RateLimiter.js';
+import { createProxy } from '../../src/proxy/createProxy.js';
 import { until } from '../helpers/async.js';
 import { cleanupAfterEach } from '../helpers/cleanup.js';
 import { closedPort, startUpstream } from '../helpers/upstreams.js';
@@ -28,7 +29,7 @@ async function setup() {
     name: 'web',
     backends: upstreams.map((u, i) => ({ url: u.url, id: `web-${i}` })),
   });
-  const empty = createCluster({ name: 'empty', backends: [] });
+  const empty = createCluster({ name: 'empty', backends: [], allowEmpty: true });
   defer(() => web.close({ timeoutMs: 500 }));
   defer(() => empty.close({ timeoutMs: 500 }));
   const limiter = new RateLimiter({ limit: 1, windowMs: '1m' });
@@ -186,7 +187,7 @@ describe('createAdmin', () => {
   });
 
   it('refuses every change when no token is configured', async () => {
-    const cluster: Cluster = createCluster({ backends: [] });
+    const cluster: Cluster = createCluster({ backends: [], allowEmpty: true });
     defer(() => cluster.close());
     const server = http.createServer(createAdmin({ clusters: { c: cluster } }));
     await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
@@ -254,7 +255,7 @@ describe('createAdmin', () => {
   });
 
   it('answers a small upload that stalls with 408', async () => {
-    const cluster: Cluster = createCluster({ backends: [] });
+    const cluster: Cluster = createCluster({ backends: [], allowEmpty: true });
     defer(() => cluster.close());
     const server = http.createServer(
       createAdmin({ clusters: { c: cluster }, token: TOKEN, bodyTimeoutMs: 200 }),
@@ -277,6 +278,37 @@ describe('createAdmin', () => {
       socket.on('error', reject);
     });
     expect(answer).toMatch(/^HTTP\/1\.1 408/);
-    expect(answer).toContain('"code":"EBADREQUEST"');
+    expect(answer).toContain('"code":"EREQUESTTIMEOUT"');
+  });
+
+  it('observes a proxy built from options: createAdmin({ proxy }) reports and manages proxy.clusters', async () => {
+    const upstream = await startUpstream();
+    defer(() => upstream.close());
+    const proxy = createProxy({
+      routes: [
+        { name: 'api', match: { pathPrefix: '/api' }, cluster: { backends: [upstream.url] } },
+        { cluster: { backends: [upstream.url] } },
+      ],
+    });
+    defer(() => proxy.close({ timeoutMs: 100 }));
+    expect(Object.keys(proxy.clusters)).toEqual(['api', 'routes[1]']);
+    const server = http.createServer(createAdmin({ proxy, token: TOKEN }));
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    defer(() => new Promise((resolve) => server.close(resolve)));
+    const base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+    const health = (await call(`${base}/api/v1/health/clusters`)).json();
+    expect(Object.keys(health.clusters)).toEqual(['api', 'routes[1]']);
+    expect((await call(`${base}/metrics`)).text).toContain(
+      'mcgravity_cluster_eligible_endpoints{cluster="api"} 1',
+    );
+    const drained = await call(
+      `${base}/api/v1/clusters/api/backends/${encodeURIComponent(proxy.clusters.api?.endpoints[0]?.id ?? '')}/drain`,
+      {
+        method: 'POST',
+        token: TOKEN,
+      },
+    );
+    expect(drained.status).toBe(202);
+    expect(() => createAdmin({} as never)).toThrow(/createAdmin needs clusters/);
   });
 });

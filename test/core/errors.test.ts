@@ -16,7 +16,7 @@ describe('McgravityError', () => {
     expect(isMcgravityError(cause)).toBe(false);
   });
 
-  it('maps codes to the statuses DESIGN.md lists', () => {
+  it('maps each code to its HTTP status', () => {
     expect(errorStatus).toMatchObject({
       ERATELIMITED: 429,
       EUPSTREAM: 502,
@@ -26,6 +26,12 @@ describe('McgravityError', () => {
       EUPSTREAMTIMEOUT: 504,
       EBODYTOOLARGE: 413,
       EBADREQUEST: 400,
+      EREQUESTTIMEOUT: 408,
+      EUNAUTHORIZED: 401,
+      EFORBIDDEN: 403,
+      ENOTFOUND: 404,
+      EMETHOD: 405,
+      ESESSIONGONE: 404,
     });
   });
 

@@ -92,6 +92,22 @@ describe('createMcpFetch', () => {
     expect(lost).toHaveLength(moved);
     expect(lost.every((info) => info.endpointId === 'a' && info.action === 'not-found')).toBe(true);
     expect(lost[0]?.reason).toBe('refused');
+
+    // A lost session is never sent to a replica that did not issue it: its id gets 404 at once.
+    const stale = lost[0]?.sessionId as string;
+    const before = (b as McpReplica).requests.length;
+    const again = await fetch(URL_PATH, {
+      method: 'POST',
+      headers: {
+        'content-type': 'application/json',
+        accept: 'application/json, text/event-stream',
+        'mcp-session-id': stale,
+      },
+      body: '{"jsonrpc":"2.0","id":9,"method":"ping"}',
+    });
+    expect(again.status).toBe(404);
+    expect(await again.json()).toMatchObject({ error: { code: -32001 } });
+    expect((b as McpReplica).requests.length).toBe(before);
   });
 
   it("with onOwnerGone 'reinitialize', moves a session to a live replica without the client noticing", async () => {

@@ -116,7 +116,12 @@ describe("createProxy with sessionAffinity: 'mcp'", () => {
         body: '{"jsonrpc":"2.0","id":1,"method":"ping"}',
       });
       expect(response.status).toBe(404);
-      expect(((await response.json()) as { error: { code: string } }).error.code).toBe('ESESSIONGONE');
+      // The JSON-RPC error MCP clients understand, with the proxy's own code in its data.
+      expect(await response.json()).toMatchObject({
+        jsonrpc: '2.0',
+        id: null,
+        error: { code: -32001, message: 'Session not found', data: { code: 'ESESSIONGONE' } },
+      });
     }
     expect((a as McpReplica).requests).toHaveLength(0);
   });

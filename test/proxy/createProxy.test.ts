@@ -154,7 +154,7 @@ describe('createProxy', () => {
     const { url } = await proxy({
       routes: [
         { match: { pathPrefix: '/dead' }, cluster: { backends: [dead], outlierDetection: false } },
-        { match: { pathPrefix: '/empty' }, cluster: { backends: [] } },
+        { match: { pathPrefix: '/empty' }, cluster: { backends: [], allowEmpty: true } },
       ],
     });
     const refused = await request(`${url}/dead/x`);
@@ -282,6 +282,7 @@ describe('createProxy', () => {
     );
     expect(statusOfRaw(stalled)).toBe(408);
     expect(stalled).toContain('request body went idle');
+    expect(stalled).toContain('"code":"EREQUESTTIMEOUT"'); // its own code, not EBADREQUEST's 400
   });
 
   it('works with HTTP/1.0 clients and Expect: 100-continue', async () => {
@@ -567,17 +568,26 @@ describe('createProxy', () => {
 
   it.each([
     [{}, /needs a cluster or routes/],
-    [{ cluster: { backends: [] }, routes: [] }, /either cluster or routes/],
+    [{ cluster: { backends: ['http://127.0.0.1:1'] }, routes: [] }, /either cluster or routes/],
     [
-      { routes: [{ match: { path: '/x' }, cluster: { backends: [] } }] },
+      { routes: [{ match: { path: '/x' }, cluster: { backends: ['http://127.0.0.1:1'] } }] },
       /routes\[0\]\.match: unknown option "path"/,
     ],
-    [{ cluster: { backends: [] }, trustProxy: ['not-an-ip'] }, /not an IP address or CIDR/],
-    [{ cluster: { backends: [] }, sessionAffinity: 'sticky' }, /sessionAffinity must be/],
-    [{ cluster: { backends: [] }, timeouts: { firstByte: 5 } }, /timeouts: unknown option "firstByte"/],
-    [{ cluster: { backends: [] }, rateLimit: { limiter: {} } }, /rateLimit.limiter must be a RateLimiter/],
     [
-      { routes: [{ cluster: { backends: [] }, timeouts: { connectMs: 1 } }] },
+      { cluster: { backends: ['http://127.0.0.1:1'] }, trustProxy: ['not-an-ip'] },
+      /not an IP address or CIDR/,
+    ],
+    [{ cluster: { backends: ['http://127.0.0.1:1'] }, sessionAffinity: 'sticky' }, /sessionAffinity must be/],
+    [
+      { cluster: { backends: ['http://127.0.0.1:1'] }, timeouts: { firstByte: 5 } },
+      /timeouts: unknown option "firstByte"/,
+    ],
+    [
+      { cluster: { backends: ['http://127.0.0.1:1'] }, rateLimit: { limiter: {} } },
+      /rateLimit.limiter must be a RateLimiter/,
+    ],
+    [
+      { routes: [{ cluster: { backends: ['http://127.0.0.1:1'] }, timeouts: { connectMs: 1 } }] },
       /routes\[0\]\.timeouts: unknown option "connectMs"/,
     ],
   ])('rejects %j', (options, message) => {
