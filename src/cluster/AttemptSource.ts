@@ -7,6 +7,7 @@
 import type { Balancer, PickContext } from '../balancer/Balancer.js';
 import type { CircuitPermit } from '../breaker/CircuitBreaker.js';
 import type { Clock } from '../core/clock.js';
+import { DeadlineQueue } from '../core/DeadlineQueue.js';
 import { McgravityError } from '../core/errors.js';
 import type { OutlierDetector } from '../health/OutlierDetector.js';
 import type { LatencyWindow } from '../observe/LatencyWindow.js';
@@ -28,6 +29,8 @@ export class AttemptSource implements AttemptRecorder {
   readonly #balancer: Balancer<ManagedEndpoint>;
   readonly #eligibility: Eligibility;
   readonly #outliers: OutlierDetector | undefined;
+  /** First-byte timeouts, one queue per duration. */
+  readonly #deadlines = new Map<number, DeadlineQueue>();
   /** A first pick with a key reuses this context (pick() is synchronous and keeps no reference). */
   readonly #keyCtx: { key: string } = { key: '' };
 
@@ -49,6 +52,21 @@ export class AttemptSource implements AttemptRecorder {
 
   coolDown(endpoint: ManagedEndpoint, ms: number): void {
     this.#eligibility.coolDown(endpoint, ms);
+  }
+
+  /** The queue of first-byte timeouts of `ms` (precise to the millisecond, one timer for all). */
+  deadlines(ms: number): DeadlineQueue {
+    let queue = this.#deadlines.get(ms);
+    if (queue === undefined) {
+      queue = new DeadlineQueue(ms, this.clock);
+      this.#deadlines.set(ms, queue);
+    }
+    return queue;
+  }
+
+  /** Stops every timeout timer. */
+  close(): void {
+    for (const queue of this.#deadlines.values()) queue.close();
   }
 
   /** Records the outcome of one attempt: latency, counters, outlier detection. */

@@ -371,6 +371,7 @@ export class Cluster extends EventEmitter<ClusterEvents> {
     await this.#health?.close();
     this.#outliers?.close();
     this.#eligibility.close();
+    this.#attempts.close();
     for (const timer of this.#drainTimers) this.#clock.clearTimeout(timer);
     this.#drainTimers.clear();
     await closePools(

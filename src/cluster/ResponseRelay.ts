@@ -14,6 +14,7 @@
  */
 import type { Writable } from 'node:stream';
 import type { Dispatcher } from 'undici';
+import type { DeadlineItem, DeadlineQueue } from '../core/DeadlineQueue.js';
 import type { Endpoint } from '../core/endpoint.js';
 import { type ErrorCode, isMcgravityError, McgravityError } from '../core/errors.js';
 import { failureKind } from '../core/failures.js';
@@ -52,8 +53,13 @@ const DISCARD_LIMIT_BYTES = 128 * 1024;
 const NO_TRAILERS: Record<string, string | string[] | undefined> = Object.freeze({});
 
 /** Relays one attempt's answer; see the module comment. */
-export class ResponseRelay implements Dispatcher.DispatchHandler, ClusterStreamHead {
+export class ResponseRelay implements Dispatcher.DispatchHandler, ClusterStreamHead, DeadlineItem {
+  deadlineAt = 0;
+  deadlinePrev: DeadlineItem | undefined;
+  deadlineNext: DeadlineItem | undefined;
   readonly #attempt: Attempt;
+  /** The first-byte timeout's queue, if the call has one. */
+  readonly #deadlines: DeadlineQueue | undefined;
   readonly #mightRetry: MightRetry;
   readonly #factory: ClusterStreamFactory;
   readonly #idempotent: boolean;
@@ -81,6 +87,7 @@ export class ResponseRelay implements Dispatcher.DispatchHandler, ClusterStreamH
 
   constructor(
     attempt: Attempt,
+    deadlines: DeadlineQueue | undefined,
     mightRetry: MightRetry,
     factory: ClusterStreamFactory,
     idempotent: boolean,
@@ -89,6 +96,7 @@ export class ResponseRelay implements Dispatcher.DispatchHandler, ClusterStreamH
     rejectHead: (error: unknown) => void,
   ) {
     this.#attempt = attempt;
+    this.#deadlines = deadlines;
     this.#mightRetry = mightRetry;
     this.#factory = factory;
     this.#idempotent = idempotent;
@@ -145,6 +153,15 @@ export class ResponseRelay implements Dispatcher.DispatchHandler, ClusterStreamH
     this.#controller = controller;
     this.#sent = true;
     if (this.#signal?.aborted) controller.abort(abortReason(this.#signal));
+    else this.#deadlines?.add(this); // the first-byte timeout runs from here, as undici's would
+  }
+
+  /** No answer's head within the first-byte timeout: the attempt fails as a timeout. */
+  expire(): void {
+    const ms = this.#deadlines?.ms ?? 0;
+    this.#controller?.abort(
+      new McgravityError('EUPSTREAMTIMEOUT', `upstream sent no response headers within ${ms} ms`),
+    );
   }
 
   onResponseStart(
@@ -153,6 +170,7 @@ export class ResponseRelay implements Dispatcher.DispatchHandler, ClusterStreamH
     headers: Record<string, string | string[] | undefined>,
   ): void {
     if (statusCode < 200 || this.#state !== 'connecting') return; // 1xx: informational, not forwarded
+    this.#deadlines?.remove(this);
     this.#statusCode = statusCode;
     this.#headers = headers;
     const retryAfter = headers['retry-after'];
@@ -209,6 +227,7 @@ export class ResponseRelay implements Dispatcher.DispatchHandler, ClusterStreamH
     switch (this.#state) {
       case 'connecting': {
         this.#state = 'done';
+        this.#deadlines?.remove(this);
         this.#detachSignal();
         this.#attempt.failed(error, this.#signal);
         const reject = this.#rejectHead;

@@ -6,7 +6,9 @@
  */
 import type { Readable } from 'node:stream';
 import { type Dispatcher, fetch as undiciFetch } from 'undici';
+import type { DeadlineItem, DeadlineQueue } from '../core/DeadlineQueue.js';
 import type { Endpoint } from '../core/endpoint.js';
+import { McgravityError } from '../core/errors.js';
 import { headerOf } from '../core/failures.js';
 import { neverAborted } from '../core/signals.js';
 import { describeValue } from '../core/validate.js';
@@ -49,10 +51,21 @@ export function requestCall(
   if (shape instanceof TypeError) return shape;
   const { method, body, idempotent } = shape;
   const tried = new Set<string>(options.exclude);
+  const timeoutMs = options.headersTimeoutMs;
+  const deadlines = timeoutMs === undefined || timeoutMs <= 0 ? undefined : source.deadlines(timeoutMs);
   const attempt = async (signal: AbortSignal): Promise<ClusterResponse> => {
     const current = source.begin(options.key, tried, options.prefer, options.pin);
     current.enterPool();
     const endpoint = current.endpoint;
+    // The first-byte timeout is ours, to the millisecond (undici's timers tick every half second),
+    // and runs from the dispatch: request() does not say when the request is written.
+    const timeout = deadlines === undefined ? undefined : new AttemptTimeout(deadlines);
+    const callSignal =
+      timeout === undefined
+        ? signal
+        : signal === NO_SIGNAL
+          ? timeout.signal
+          : AbortSignal.any([signal, timeout.signal]);
     let response: Dispatcher.ResponseData;
     try {
       response = await endpoint.pool.dispatcher.request({
@@ -60,13 +73,15 @@ export function requestCall(
         path: options.path,
         headers: options.headers ?? {},
         body,
-        ...(signal === NO_SIGNAL ? {} : { signal }),
-        ...(options.headersTimeoutMs === undefined ? {} : { headersTimeout: options.headersTimeoutMs }),
+        ...(callSignal === NO_SIGNAL ? {} : { signal: callSignal }),
       });
     } catch (error) {
-      current.failed(error, signal);
-      throw error;
+      timeout?.stop();
+      const failure = timeout?.error ?? error;
+      current.failed(failure, signal);
+      throw failure;
     }
+    timeout?.stop();
     current.answered(response.statusCode, headerOf(response, 'retry-after'));
     // In flight until the body is done with, whichever way it ends (undici's body emits 'close'
     // after its end, an error or a destroy). The error listener keeps an upstream that breaks
@@ -98,7 +113,11 @@ export function streamCall(
     headers: options.headers ?? {},
     body,
   };
-  if (options.headersTimeoutMs !== undefined) dispatchOptions.headersTimeout = options.headersTimeoutMs;
+  // The first-byte timeout is ours, to the millisecond; undici's own timers tick every half second.
+  const deadlines =
+    options.headersTimeoutMs === undefined || options.headersTimeoutMs <= 0
+      ? undefined
+      : source.deadlines(options.headersTimeoutMs);
   const attempt = (signal: AbortSignal): Promise<ResponseRelay> =>
     new Promise<ResponseRelay>((resolve, reject) => {
       const current = source.begin(options.key, tried, options.prefer, options.pin);
@@ -110,6 +129,7 @@ export function streamCall(
       }
       const relay = new ResponseRelay(
         current,
+        deadlines,
         mightRetry,
         factory,
         idempotent,
@@ -120,6 +140,38 @@ export function streamCall(
       current.endpoint.pool.dispatcher.dispatch(dispatchOptions, relay);
     });
   return { attempt, idempotent, signal: options.signal, tried, pinned: options.pin !== undefined };
+}
+
+/** One attempt's first-byte timeout for `request()`: an abort signal fired by a {@link DeadlineQueue}. */
+class AttemptTimeout implements DeadlineItem {
+  deadlineAt = 0;
+  deadlinePrev: DeadlineItem | undefined;
+  deadlineNext: DeadlineItem | undefined;
+  readonly #queue: DeadlineQueue;
+  readonly #controller = new AbortController();
+  /** Set when the timeout fired. */
+  error: McgravityError | undefined;
+
+  constructor(queue: DeadlineQueue) {
+    this.#queue = queue;
+    queue.add(this);
+  }
+
+  get signal(): AbortSignal {
+    return this.#controller.signal;
+  }
+
+  expire(): void {
+    this.error = new McgravityError(
+      'EUPSTREAMTIMEOUT',
+      `upstream sent no response headers within ${this.#queue.ms} ms`,
+    );
+    this.#controller.abort(this.error);
+  }
+
+  stop(): void {
+    this.#queue.remove(this);
+  }
 }
 
 const served = new WeakMap<Response, Endpoint>();
