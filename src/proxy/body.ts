@@ -3,6 +3,11 @@
  * can send it again; a larger or chunked one streams through a limiter that cuts it off past
  * `maxBodyBytes` (413). Either way a client that stops sending mid-body is cut when it has been
  * silent for the idle timeout (408), so it cannot hold an upstream request open.
+ *
+ * A body a framework's parser already read (`express.json()` before the proxy) cannot be streamed
+ * again: what the parser left in `req.body` is sent instead, re-encoded for JSON and urlencoded
+ * bodies and as it is for raw and text ones, with a `Content-Length` to match. Anything else fails
+ * at once with a 500 that says why, instead of waiting for a body that will never come.
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { Transform } from 'node:stream';
@@ -80,4 +85,38 @@ export function limitBody(
   req.pipe(limiter);
   req.once('error', (error) => limiter.destroy(error));
   return limiter;
+}
+
+/**
+ * The body to send for a request whose stream a parser already consumed: `req.body` as bytes, or
+ * why it cannot be sent.
+ */
+export function consumedBody(req: IncomingMessage): Buffer | McgravityError {
+  const parsed = (req as { body?: unknown }).body;
+  const type = String(req.headers['content-type'] ?? '').toLowerCase();
+  if (Buffer.isBuffer(parsed)) return parsed; // express.raw()
+  if (typeof parsed === 'string') return Buffer.from(parsed, 'utf8'); // express.text()
+  if (parsed !== undefined && parsed !== null && /[/+]json\b/.test(type)) {
+    return Buffer.from(JSON.stringify(parsed), 'utf8');
+  }
+  if (parsed !== null && typeof parsed === 'object' && type.startsWith('application/x-www-form-urlencoded')) {
+    const form = new URLSearchParams();
+    for (const [key, value] of Object.entries(parsed)) {
+      for (const item of Array.isArray(value) ? value : [value]) {
+        if (item !== null && typeof item === 'object') return notForwardable('a nested urlencoded body');
+        form.append(key, String(item));
+      }
+    }
+    return Buffer.from(form.toString(), 'utf8');
+  }
+  return notForwardable(
+    parsed === undefined ? 'no req.body was left' : `a ${type || 'body'} it cannot re-encode`,
+  );
+}
+
+function notForwardable(what: string): McgravityError {
+  return new McgravityError(
+    'EINTERNAL',
+    `the request body was already read by a body parser (${what}): mount the proxy before body-parsing middleware`,
+  );
 }

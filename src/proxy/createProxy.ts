@@ -19,12 +19,13 @@ import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import type { Duplex, Transform } from 'node:stream';
 import type { Cluster, ClusterRequestOptions } from '../cluster/Cluster.js';
 import { optionalDuration } from '../core/duration.js';
+import { McgravityError } from '../core/errors.js';
 import { setRateLimitHeaders } from '../limit/headers.js';
 import { ownerGoneReason } from '../mcp/ownerGone.js';
 import { type McpAffinity, McpSessionRouter } from '../mcp/router.js';
 import { admit, consumeLimit, isRefusal, NO_ROUTE, RATE_LIMITED } from './admission.js';
 import { Affinity, checkKeyedAffinity } from './affinity.js';
-import { limitBody, readBody } from './body.js';
+import { consumedBody, limitBody, readBody } from './body.js';
 import { requestIdOf, stripPrefix, upstreamHeaders, writeResponseHead } from './forwarding.js';
 import type { Watched } from './IdleSweeper.js';
 import type { Proxy as ProxyContract, ProxyOptions, ProxySettings } from './options.js';
@@ -152,7 +153,13 @@ class ReverseProxy implements ProxyContract, UpgradeHost {
         return;
       }
     }
-    const length = req.headers['content-length'];
+    // A body-parsing middleware may have read the body already: send what it parsed, or say why not.
+    const parsed = req.readableEnded ? consumedBody(req) : undefined;
+    if (parsed instanceof McgravityError) {
+      sendError(res, parsed.code, parsed.message, requestId);
+      return;
+    }
+    const length = parsed === undefined ? req.headers['content-length'] : String(parsed.length);
     const declared = length === undefined ? undefined : Number(length);
     if (declared !== undefined && declared > settings.maxBodyBytes) {
       res.setHeader('connection', 'close');
@@ -164,6 +171,11 @@ class ReverseProxy implements ProxyContract, UpgradeHost {
     const { route } = admitted;
     const cluster = route.pick(req, settings.random());
     const headers = upstreamHeaders(req, admitted.from, requestId, settings);
+    if (parsed !== undefined) {
+      delete headers['transfer-encoding'];
+      if (parsed.length > 0 || req.headers['content-length'] !== undefined)
+        headers['content-length'] = String(parsed.length);
+    }
     const upstreamPath =
       route.stripPrefix === undefined ? admitted.path : stripPrefix(admitted.path, route.stripPrefix);
     const mcp = this.#mcp;
@@ -181,7 +193,9 @@ class ReverseProxy implements ProxyContract, UpgradeHost {
         (declared !== undefined && declared > 0) || req.headers['transfer-encoding'] !== undefined;
       const sweeper = route.sweeper;
       let body: Buffer | Transform | null = null;
-      if (hasBody && declared !== undefined && declared <= settings.maxReplayBytes) {
+      if (parsed !== undefined) {
+        if (parsed.length > 0) body = parsed;
+      } else if (hasBody && declared !== undefined && declared <= settings.maxReplayBytes) {
         body = await readBody(req, declared, sweeper, settings.clock);
       } else if (hasBody) {
         body = limitBody(req, res, requestId, settings.maxBodyBytes, sweeper, settings.clock);

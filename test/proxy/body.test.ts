@@ -1,0 +1,89 @@
+/**
+ * Request bodies behind Express body parsers: what a parser already read is sent on, re-encoded,
+ * with a Content-Length that matches; what cannot be sent fails at once with a 500 that says why.
+ */
+import type { AddressInfo } from 'node:net';
+import express from 'express';
+import { request } from 'undici';
+import { describe, expect, it } from 'vitest';
+import { createProxy } from '../../src/proxy/createProxy.js';
+import { cleanupAfterEach } from '../helpers/cleanup.js';
+import { startUpstream } from '../helpers/upstreams.js';
+
+const defer = cleanupAfterEach();
+
+/** An Express app with `parser` before the proxy; the upstream echoes what it received. */
+async function appWith(parser: express.RequestHandler | undefined) {
+  const received: { length: string | undefined; type: string | undefined; body: string }[] = [];
+  const upstream = await startUpstream((req, res) => {
+    const chunks: Buffer[] = [];
+    req.on('data', (chunk: Buffer) => chunks.push(chunk));
+    req.on('end', () => {
+      received.push({
+        length: req.headers['content-length'],
+        type: req.headers['content-type'],
+        body: Buffer.concat(chunks).toString('utf8'),
+      });
+      res.end('ok');
+    });
+  });
+  defer(() => upstream.close());
+  const proxy = createProxy({ cluster: { backends: [upstream.url] }, timeouts: { idleMs: 60_000 } });
+  defer(() => proxy.close({ timeoutMs: 100 }));
+  const app = express();
+  if (parser !== undefined) app.use(parser);
+  app.use('/api', proxy.handler);
+  const server = app.listen(0, '127.0.0.1');
+  await new Promise<void>((resolve) => server.once('listening', resolve));
+  defer(() => new Promise<void>((resolve) => server.close(() => resolve())));
+  return { url: `http://127.0.0.1:${(server.address() as AddressInfo).port}/api/items`, received };
+}
+
+async function post(url: string, type: string, body: string) {
+  const started = performance.now();
+  const response = await request(url, { method: 'POST', headers: { 'content-type': type }, body });
+  return { status: response.statusCode, text: await response.body.text(), ms: performance.now() - started };
+}
+
+describe('bodies already read by a parser', () => {
+  it.each([
+    ['express.json()', express.json(), 'application/json', '{"name":"ada","tags":["a","b"]}'],
+    [
+      'express.urlencoded()',
+      express.urlencoded({ extended: false }),
+      'application/x-www-form-urlencoded',
+      'name=ada&tag=a&tag=b',
+    ],
+    ['express.raw()', express.raw({ type: '*/*' }), 'application/octet-stream', 'raw bytes \u0001\u0002'],
+    ['express.text()', express.text(), 'text/plain', 'just text'],
+  ])('forwards what %s parsed, with a matching Content-Length', async (_name, parser, type, body) => {
+    const { url, received } = await appWith(parser);
+    const answer = await post(url, type, body);
+    expect(answer).toMatchObject({ status: 200, text: 'ok' });
+    const got = received[0];
+    expect(got?.body).toBe(body);
+    expect(got?.length).toBe(String(Buffer.byteLength(got?.body ?? '')));
+    expect(got?.type).toBe(type);
+  });
+
+  it('streams a multipart body that no parser read, unchanged', async () => {
+    const { url, received } = await appWith(express.json());
+    const body = '--b\r\ncontent-disposition: form-data; name="f"\r\n\r\nvalue\r\n--b--\r\n';
+    expect(await post(url, 'multipart/form-data; boundary=b', body)).toMatchObject({ status: 200 });
+    expect(received[0]?.body).toBe(body);
+  });
+
+  it('fails at once with a 500 naming the cause when the parsed body cannot be re-encoded', async () => {
+    const { url, received } = await appWith(express.urlencoded({ extended: true }));
+    const answer = await post(url, 'application/x-www-form-urlencoded', 'user[name]=ada');
+    expect(answer.status).toBe(500);
+    expect(JSON.parse(answer.text)).toMatchObject({
+      error: {
+        code: 'EINTERNAL',
+        message: expect.stringMatching(/already read by a body parser.*mount the proxy before/),
+      },
+    });
+    expect(answer.ms).toBeLessThan(5_000); // never the idle timeout's minute
+    expect(received).toHaveLength(0);
+  });
+});
