@@ -98,10 +98,13 @@ export {
   createProxy,
   type McpAffinity,
   type Proxy,
+  type ProxyErrorInfo,
   type ProxyOptions,
   type ProxyRateLimit,
   type ProxyRoute,
   type ProxyTimeouts,
+  type UpstreamRequest,
+  type UpstreamResponse,
 } from './proxy/createProxy.js';
 export type { RouteMatch, SplitTarget } from './proxy/routes.js';
 export type { TrustProxy } from './proxy/trust.js';

@@ -52,6 +52,11 @@ export class ManagedEndpoint implements Endpoint {
   readonly url: string;
   /** The backend's origin, to which request paths are appended. */
   readonly origin: string;
+  /**
+   * The path of the backend's URL without its trailing slash (`/api/v2` for
+   * `http://10.0.0.1:3001/api/v2/`), put before every request's path; '' for none.
+   */
+  readonly pathPrefix: string;
   readonly zone?: string;
   readonly priority: number;
   readonly metadata?: Readonly<Record<string, unknown>>;
@@ -85,7 +90,9 @@ export class ManagedEndpoint implements Endpoint {
   ) {
     this.id = backend.id;
     this.url = backend.url;
-    this.origin = new URL(backend.url).origin;
+    const url = new URL(backend.url);
+    this.origin = url.origin;
+    this.pathPrefix = url.pathname.replace(/\/+$/, '');
     if (backend.zone !== undefined) this.zone = backend.zone;
     this.priority = backend.priority;
     if (backend.metadata !== undefined) this.metadata = backend.metadata;

@@ -70,7 +70,7 @@ export function requestCall(
     try {
       response = await endpoint.pool.dispatcher.request({
         method: method as Dispatcher.HttpMethod,
-        path: options.path,
+        path: endpoint.pathPrefix === '' ? options.path : endpoint.pathPrefix + options.path,
         headers: options.headers ?? {},
         body,
         ...(callSignal === NO_SIGNAL ? {} : { signal: callSignal }),
@@ -137,6 +137,9 @@ export function streamCall(
         resolve,
         reject,
       );
+      const prefix = current.endpoint.pathPrefix;
+      // undici copies the options at dispatch, so one object serves every attempt.
+      dispatchOptions.path = prefix === '' ? options.path : prefix + options.path;
       current.endpoint.pool.dispatcher.dispatch(dispatchOptions, relay);
     });
   return { attempt, idempotent, signal: options.signal, tried, pinned: options.pin !== undefined };
@@ -223,7 +226,7 @@ export function fetchCall(
     let response: Response;
     try {
       response = (await undiciFetch(
-        current.endpoint.origin + path,
+        current.endpoint.origin + current.endpoint.pathPrefix + path,
         requestInit as never,
       )) as unknown as Response;
     } catch (error) {

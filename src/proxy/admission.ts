@@ -7,7 +7,8 @@ import type { IncomingMessage } from 'node:http';
 import type { ErrorCode } from '../core/errors.js';
 import type { RateLimitDecision } from '../limit/rules.js';
 import { type ClientAddress, malformation, targetPath } from './forwarding.js';
-import { type CompiledRoute, limitOf, type ProxySettings, rateLimitKey } from './options.js';
+import type { ProxySettings } from './options.js';
+import { type CompiledRoute, limitOf, rateLimitKey } from './routes.js';
 import { forwardedFor } from './trust.js';
 
 /** Why a request is answered by the proxy itself. */

@@ -26,9 +26,15 @@ import { type McpAffinity, McpSessionRouter } from '../mcp/router.js';
 import { admit, consumeLimit, isRefusal, NO_ROUTE, RATE_LIMITED } from './admission.js';
 import { Affinity, checkKeyedAffinity } from './affinity.js';
 import { consumedBody, limitBody, readBody } from './body.js';
-import { requestIdOf, stripPrefix, upstreamHeaders, writeResponseHead } from './forwarding.js';
+import { requestIdOf, upstreamHeaders, upstreamPathOf, writeResponseHead } from './forwarding.js';
 import type { Watched } from './IdleSweeper.js';
-import type { Proxy as ProxyContract, ProxyOptions, ProxySettings } from './options.js';
+import type {
+  Proxy as ProxyContract,
+  ProxyOptions,
+  ProxySettings,
+  UpstreamRequest,
+  UpstreamResponse,
+} from './options.js';
 import { resolveProxyOptions } from './options.js';
 import { inOrder } from './ordering.js';
 import { classify, sendError, sendSessionNotFound } from './respond.js';
@@ -38,7 +44,16 @@ import { proxyUpgrade, type UpgradeHost } from './upgrade.js';
 export type { McpAffinity } from '../mcp/router.js';
 export type { CookieAffinity } from './affinity.js';
 export { targetPath } from './forwarding.js';
-export type { Proxy, ProxyOptions, ProxyRateLimit, ProxyRoute, ProxyTimeouts } from './options.js';
+export type {
+  Proxy,
+  ProxyErrorInfo,
+  ProxyOptions,
+  ProxyRateLimit,
+  ProxyRoute,
+  ProxyTimeouts,
+  UpstreamRequest,
+  UpstreamResponse,
+} from './options.js';
 
 /** Creates a reverse proxy. */
 export function createProxy(options: ProxyOptions): ProxyContract {
@@ -170,20 +185,27 @@ class ReverseProxy implements ProxyContract, UpgradeHost {
 
     const { route } = admitted;
     const cluster = route.pick(req, settings.random());
-    const headers = upstreamHeaders(req, admitted.from, requestId, settings);
+    let headers = upstreamHeaders(req, admitted.from, requestId, settings);
     if (parsed !== undefined) {
       delete headers['transfer-encoding'];
       if (parsed.length > 0 || req.headers['content-length'] !== undefined)
         headers['content-length'] = String(parsed.length);
     }
-    const upstreamPath =
-      route.stripPrefix === undefined ? admitted.path : stripPrefix(admitted.path, route.stripPrefix);
+    let upstreamPath = upstreamPathOf(route, admitted.path, req, settings);
     const mcp = this.#mcp;
     const session = mcp?.route(cluster, req, headers);
     if (session === null) {
       sendSessionNotFound(res, 'no replica of this proxy issued this session', requestId);
       req.resume();
       return;
+    }
+    let method = req.method ?? 'GET';
+    if (settings.onRequest !== undefined) {
+      const upstream: UpstreamRequest = { method, path: upstreamPath, headers, cluster };
+      settings.onRequest(req, upstream);
+      if (typeof upstream.path !== 'string' || !upstream.path.startsWith('/'))
+        throw new TypeError(`onRequest left a path that does not start with "/": ${String(upstream.path)}`);
+      ({ method, path: upstreamPath, headers } = upstream);
     }
     // No AbortSignal per request (measured: a quarter of the throughput): a client that leaves
     // before the upstream answers is noticed when the answer comes, and its body is not read.
@@ -204,7 +226,7 @@ class ReverseProxy implements ProxyContract, UpgradeHost {
       let watched: Watched | undefined;
       // One object, filled in place: conditional spreads would allocate a throwaway object each.
       const options: ClusterRequestOptions = {
-        method: req.method ?? 'GET',
+        method,
         path: upstreamPath,
         headers,
         body,
@@ -223,7 +245,17 @@ class ReverseProxy implements ProxyContract, UpgradeHost {
             affinity.cookie === undefined
               ? undefined
               : this.affinity.cookieFor(cluster, head.endpoint, affinity.cookie);
-          writeResponseHead(res, head, settings.via, cookie);
+          if (settings.onResponse === undefined) {
+            writeResponseHead(res, head.statusCode, head.headers, settings.via, cookie);
+          } else {
+            const upstream: UpstreamResponse = {
+              statusCode: head.statusCode,
+              headers: head.headers,
+              endpoint: head.endpoint,
+            };
+            settings.onResponse(req, res, upstream);
+            writeResponseHead(res, upstream.statusCode, upstream.headers, settings.via, cookie);
+          }
           // The body moves while bytes are relayed; both a silent upstream and a client that stops
           // reading stall it. The sweeper reads the count, so a chunk costs nothing here.
           watched = sweeper.watch(
@@ -245,6 +277,10 @@ class ReverseProxy implements ProxyContract, UpgradeHost {
       )
         return;
       const { code, status, message } = classify(error);
+      if (settings.onError !== undefined) {
+        settings.onError(req, res, { code, status, message, requestId, cause: error });
+        if (res.headersSent || res.writableEnded) return;
+      }
       sendError(res, code, message, requestId, { status });
     } finally {
       this.#inflight--;

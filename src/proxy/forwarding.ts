@@ -5,9 +5,10 @@
  */
 import { randomUUID } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import type { ClusterStreamHead } from '../cluster/ResponseRelay.js';
+import { describeValue } from '../core/validate.js';
 import { endToEnd, responseHeaders } from './headers.js';
-import type { ProxySettings } from './options.js';
+import type { ProxyOptions, ProxySettings } from './options.js';
+import type { CompiledRoute } from './routes.js';
 
 const REQUEST_ID = /^[A-Za-z0-9._:-]{1,200}$/;
 
@@ -113,11 +114,12 @@ export function upstreamHeaders(
  */
 export function writeResponseHead(
   res: ServerResponse,
-  head: ClusterStreamHead,
+  statusCode: number,
+  upstreamHeaders: Record<string, string | string[] | undefined>,
   via: string | undefined,
   cookie: string | undefined,
 ): void {
-  const headers = responseHeaders(head.headers);
+  const headers = responseHeaders(upstreamHeaders);
   if (via !== undefined) {
     const previous = headers.via;
     headers.via = previous === undefined ? via : `${String(previous)}, ${via}`;
@@ -129,8 +131,53 @@ export function writeResponseHead(
         ? [cookie]
         : [...(Array.isArray(existing) ? existing : [String(existing)]), cookie];
   }
-  res.writeHead(head.statusCode, headers);
+  res.writeHead(statusCode, headers);
   // A body of known length is written with its headers in one go; a stream (SSE, chunked) gets its
   // headers at once, so the client sees the response start before the first event.
-  if (head.headers['content-length'] === undefined) res.flushHeaders();
+  if (upstreamHeaders['content-length'] === undefined) res.flushHeaders();
+}
+
+/** The path sent upstream for an admitted request: its route's prefix stripped, then `pathRewrite`. */
+export function upstreamPathOf(
+  route: CompiledRoute,
+  path: string,
+  req: IncomingMessage,
+  settings: ProxySettings,
+): string {
+  const stripped = route.stripPrefix === undefined ? path : stripPrefix(path, route.stripPrefix);
+  return settings.pathRewrite === undefined ? stripped : settings.pathRewrite(stripped, req);
+}
+
+/** Compiles `pathRewrite`: a prefix map becomes a function; the result must still be a path. */
+export function compilePathRewrite(
+  rewrite: ProxyOptions['pathRewrite'],
+): ((path: string, req: IncomingMessage) => string) | undefined {
+  if (rewrite === undefined) return undefined;
+  let apply: (path: string, req: IncomingMessage) => string;
+  if (typeof rewrite === 'function') apply = rewrite;
+  else if (rewrite !== null && typeof rewrite === 'object') {
+    const entries = Object.entries(rewrite).sort(([a], [b]) => b.length - a.length);
+    for (const [from, to] of entries) {
+      if (!from.startsWith('/') || typeof to !== 'string' || !to.startsWith('/'))
+        throw new TypeError(
+          `pathRewrite maps path prefixes to paths, both starting with "/", got ${JSON.stringify(from)} → ${describeValue(to)}`,
+        );
+    }
+    apply = (path) => {
+      for (const [from, to] of entries) if (path.startsWith(from)) return to + path.slice(from.length);
+      return path;
+    };
+  } else {
+    throw new TypeError(
+      `pathRewrite must be an object of prefixes or a function, got ${describeValue(rewrite)}`,
+    );
+  }
+  return (path, req) => {
+    const rewritten = apply(path, req);
+    if (typeof rewritten !== 'string' || !rewritten.startsWith('/'))
+      throw new TypeError(
+        `pathRewrite must return a path starting with "/", got ${describeValue(rewritten)}`,
+      );
+    return rewritten;
+  };
 }

@@ -7,20 +7,54 @@ import type { Duplex } from 'node:stream';
 import { type Cluster, type ClusterOptions, createCluster } from '../cluster/Cluster.js';
 import { type Clock, type RandomSource, systemClock, systemRandom } from '../core/clock.js';
 import { optionalDuration } from '../core/duration.js';
+import type { Endpoint } from '../core/endpoint.js';
+import type { ErrorCode } from '../core/errors.js';
 import { checkKnownOptions, describeValue, optionalFunction, optionalNumber } from '../core/validate.js';
 import type { RateLimiter } from '../limit/RateLimiter.js';
 import type { McpAffinity } from '../mcp/router.js';
 import type { CookieAffinity } from './affinity.js';
+import { compilePathRewrite } from './forwarding.js';
 import { IdleSweeper } from './IdleSweeper.js';
 import {
-  compileMatch,
-  compileSplit,
+  type CompiledRateLimit,
+  type CompiledRoute,
+  checkRateLimit,
+  compileRoute,
   isCluster,
-  type Matcher,
   type RouteMatch,
   type SplitTarget,
 } from './routes.js';
 import { compileTrust, type TrustFunction, type TrustProxy } from './trust.js';
+
+/** The request about to go upstream, for {@link ProxyOptions.onRequest} to change. */
+export interface UpstreamRequest {
+  method: string;
+  /** Path and query sent upstream (after `stripPrefix` and `pathRewrite`); must start with `/`. */
+  path: string;
+  /** Headers sent upstream (hop-by-hop ones already stripped, forwarding headers set). */
+  headers: Record<string, string | string[]>;
+  /** The cluster it goes to. */
+  readonly cluster: Cluster;
+}
+
+/** The upstream's answer, for {@link ProxyOptions.onResponse} to change before it is written. */
+export interface UpstreamResponse {
+  statusCode: number;
+  /** Headers to write (hop-by-hop ones are stripped after the hook). */
+  headers: Record<string, string | string[] | undefined>;
+  /** The endpoint that answered. */
+  readonly endpoint: Endpoint;
+}
+
+/** An error the proxy is about to answer, for {@link ProxyOptions.onError}. */
+export interface ProxyErrorInfo {
+  readonly code: ErrorCode;
+  readonly status: number;
+  readonly message: string;
+  readonly requestId: string | undefined;
+  /** What went wrong, as it was raised. */
+  readonly cause: unknown;
+}
 
 /** Rate limiting in the proxy. */
 export interface ProxyRateLimit {
@@ -100,6 +134,20 @@ export interface ProxyOptions {
   via?: boolean | string;
   /** Add an RFC 7239 `Forwarded` header upstream. @default false */
   forwarded?: boolean;
+  /**
+   * Rewrites the path sent upstream, after `stripPrefix`: a map of path prefixes to their
+   * replacements (`{ '/v1/': '/api/' }`; the longest matching prefix wins), or a function of the path.
+   */
+  pathRewrite?: Readonly<Record<string, string>> | ((path: string, req: IncomingMessage) => string);
+  /** Called before a request goes upstream: change its method, path or headers in place. */
+  onRequest?: (req: IncomingMessage, upstream: UpstreamRequest) => void;
+  /** Called when the upstream's answer arrives, before it is written: change its status or headers. */
+  onResponse?: (req: IncomingMessage, res: ServerResponse, upstream: UpstreamResponse) => void;
+  /**
+   * Called when the proxy is about to answer an upstream failure (502, 503, 504…): answer `res` yourself
+   * to replace the JSON error, or leave it and the JSON error is sent.
+   */
+  onError?: (req: IncomingMessage, res: ServerResponse, error: ProxyErrorInfo) => void;
   clock?: Clock;
   random?: RandomSource;
 }
@@ -132,30 +180,6 @@ export interface Proxy {
   mcpSessions(): Record<string, Record<string, number>>;
 }
 
-/** A rate limit checked at construction, its bypass list as a set. */
-export interface CompiledRateLimit {
-  readonly limiter: RateLimiter;
-  readonly key: NonNullable<ProxyRateLimit['key']>;
-  readonly bypass: ReadonlySet<string>;
-}
-
-/** A route, ready for requests. */
-export interface CompiledRoute {
-  readonly name: string;
-  /** The clusters it may send to. */
-  readonly clusters: readonly Cluster[];
-  readonly matches: Matcher;
-  readonly pick: (req: IncomingMessage, draw: number) => Cluster;
-  readonly stripPrefix: string | undefined;
-  /** This route's limit, `false` for none, undefined for the proxy's. */
-  readonly rateLimit: CompiledRateLimit | false | undefined;
-  readonly firstByteMs: number;
-  /** Watches request and response bodies for silence. */
-  readonly sweeper: IdleSweeper;
-  /** Watches tunnels for silence; undefined when off. */
-  readonly tunnelSweeper: IdleSweeper | undefined;
-}
-
 /** Everything a request reads of the options, resolved once. */
 export interface ProxySettings {
   readonly routes: readonly CompiledRoute[];
@@ -177,6 +201,11 @@ export interface ProxySettings {
   readonly via: string | undefined;
   readonly forwarded: boolean;
   readonly sessionAffinity: ProxyOptions['sessionAffinity'];
+  /** The path rewrite, compiled; undefined when none. */
+  readonly pathRewrite: ((path: string, req: IncomingMessage) => string) | undefined;
+  readonly onRequest: ProxyOptions['onRequest'];
+  readonly onResponse: ProxyOptions['onResponse'];
+  readonly onError: ProxyOptions['onError'];
   readonly affinitySecret: string | undefined;
   readonly clock: Clock;
   readonly random: RandomSource;
@@ -197,6 +226,10 @@ const KNOWN = [
   'rewriteHost',
   'via',
   'forwarded',
+  'pathRewrite',
+  'onRequest',
+  'onResponse',
+  'onError',
   'clock',
   'random',
 ];
@@ -321,119 +354,17 @@ export function resolveProxyOptions(options: ProxyOptions): ProxySettings {
     forwarded: options.forwarded === true,
     sessionAffinity: options.sessionAffinity,
     affinitySecret: secret,
+    pathRewrite: compilePathRewrite(options.pathRewrite),
+    onRequest: optionalHook(options.onRequest, 'onRequest'),
+    onResponse: optionalHook(options.onResponse, 'onResponse'),
+    onError: optionalHook(options.onError, 'onError'),
     clock,
     random,
   };
 }
 
-function compileRoute(
-  route: ProxyRoute,
-  option: string,
-  clusterFrom: (value: Cluster | ClusterOptions, option: string, name: string) => Cluster,
-  defaults: { firstByteMs: number; sweeper: IdleSweeper; tunnelSweeper: IdleSweeper | undefined },
-  sweeper: (ms: number) => IdleSweeper,
-): CompiledRoute {
-  if (route === null || typeof route !== 'object') throw new TypeError(`${option} must be an object`);
-  checkKnownOptions(
-    route,
-    ['name', 'match', 'cluster', 'split', 'stripPrefix', 'rateLimit', 'timeouts'],
-    option,
-  );
-  if (route.timeouts !== undefined)
-    checkKnownOptions(route.timeouts, ['firstByteMs', 'idleMs', 'tunnelIdleMs'], `${option}.timeouts`);
-  const idleMs = route.timeouts?.idleMs;
-  const tunnelIdleMs = route.timeouts?.tunnelIdleMs;
-  const tunnelMs =
-    tunnelIdleMs === undefined
-      ? undefined
-      : optionalDuration(tunnelIdleMs, `${option}.timeouts.tunnelIdleMs`, 0);
-  if (route.match !== undefined)
-    checkKnownOptions(
-      route.match,
-      ['pathPrefix', 'host', 'method', 'headers', 'mcpMethod', 'mcpName'],
-      `${option}.match`,
-    );
-  let pick: (req: IncomingMessage, draw: number) => Cluster;
-  let clusters: Cluster[];
-  if (route.split !== undefined) {
-    if (route.cluster !== undefined) throw new TypeError(`${option} takes cluster or split, not both`);
-    pick = compileSplit(route.split, `${option}.split`);
-    clusters = route.split.map((target) => target.cluster);
-  } else if (route.cluster !== undefined) {
-    const cluster = clusterFrom(
-      route.cluster,
-      `${option}.cluster`,
-      route.name ?? (option === 'cluster' ? 'default' : option),
-    );
-    pick = () => cluster;
-    clusters = [cluster];
-  } else {
-    throw new TypeError(`${option} needs a cluster or a split`);
-  }
-  const prefix = route.match?.pathPrefix?.replace(/\/+$/, '');
-  if (route.stripPrefix === true && prefix === undefined)
-    throw new TypeError(`${option}.stripPrefix needs match.pathPrefix`);
-  return {
-    name: route.name ?? option,
-    clusters,
-    matches: compileMatch(route.match, `${option}.match`),
-    pick,
-    stripPrefix: route.stripPrefix === true ? prefix : undefined,
-    rateLimit:
-      route.rateLimit === undefined || route.rateLimit === false
-        ? route.rateLimit
-        : checkRateLimit(route.rateLimit, `${option}.rateLimit`),
-    firstByteMs: optionalDuration(
-      route.timeouts?.firstByteMs,
-      `${option}.timeouts.firstByteMs`,
-      defaults.firstByteMs,
-    ),
-    sweeper:
-      idleMs === undefined
-        ? defaults.sweeper
-        : sweeper(optionalDuration(idleMs, `${option}.timeouts.idleMs`, 0)),
-    tunnelSweeper:
-      tunnelMs === undefined ? defaults.tunnelSweeper : tunnelMs > 0 ? sweeper(tunnelMs) : undefined,
-  };
-}
-
-function checkRateLimit(value: ProxyRateLimit, option: string): CompiledRateLimit {
-  if (value === null || typeof value !== 'object' || typeof value.limiter?.consume !== 'function') {
-    throw new TypeError(`${option}.limiter must be a RateLimiter`);
-  }
-  checkKnownOptions(value, ['limiter', 'key', 'bypass'], option);
-  const key = value.key ?? 'ip';
-  if (
-    !(
-      key === 'ip' ||
-      typeof key === 'function' ||
-      (typeof key === 'string' && key.startsWith('header:') && key.length > 7)
-    )
-  ) {
-    throw new TypeError(
-      `${option}.key must be 'ip', 'header:<name>' or a function, got ${describeValue(value.key)}`,
-    );
-  }
-  if (value.bypass !== undefined && !Array.isArray(value.bypass))
-    throw new TypeError(`${option}.bypass must be an array of keys`);
-  return { limiter: value.limiter, key, bypass: new Set(value.bypass ?? []) };
-}
-
-/** The rate limit that applies to a route: its own, none, or the proxy's. */
-export function limitOf(route: CompiledRoute, settings: ProxySettings): CompiledRateLimit | undefined {
-  return route.rateLimit === undefined
-    ? settings.rateLimit
-    : route.rateLimit === false
-      ? undefined
-      : route.rateLimit;
-}
-
-/** The key a request is limited by. */
-export function rateLimitKey(limit: CompiledRateLimit, req: IncomingMessage, client: string): string {
-  const key = limit.key;
-  if (key === 'ip') return client;
-  if (typeof key === 'function') return key(req);
-  const raw = req.headers[key.slice(7).toLowerCase()];
-  const value = Array.isArray(raw) ? raw[0] : raw;
-  return value === undefined || value === '' ? client : value;
+function optionalHook<T>(hook: T | undefined, option: string): T | undefined {
+  if (hook !== undefined && typeof hook !== 'function')
+    throw new TypeError(`${option} must be a function, got ${describeValue(hook)}`);
+  return hook;
 }

@@ -5,9 +5,13 @@
  * canary).
  */
 import type { IncomingMessage } from 'node:http';
-import type { Cluster } from '../cluster/Cluster.js';
+import type { Cluster, ClusterOptions } from '../cluster/Cluster.js';
+import { optionalDuration } from '../core/duration.js';
 import { headerMatchers, headersMatch, type TextMatch } from '../core/match.js';
-import { describeValue } from '../core/validate.js';
+import { checkKnownOptions, describeValue } from '../core/validate.js';
+import type { RateLimiter } from '../limit/RateLimiter.js';
+import type { IdleSweeper } from './IdleSweeper.js';
+import type { ProxyRateLimit, ProxyRoute, ProxySettings } from './options.js';
 
 /** Conditions of a route; all given ones must hold. */
 export interface RouteMatch {
@@ -128,4 +132,142 @@ export function compileSplit(
     for (const [until, cluster] of weighted) if (target < until) return cluster;
     return (weighted[weighted.length - 1] as [number, Cluster])[1];
   };
+}
+
+/** A rate limit checked at construction, its bypass list as a set. */
+export interface CompiledRateLimit {
+  readonly limiter: RateLimiter;
+  readonly key: NonNullable<ProxyRateLimit['key']>;
+  readonly bypass: ReadonlySet<string>;
+}
+
+/** A route, ready for requests. */
+export interface CompiledRoute {
+  readonly name: string;
+  /** The clusters it may send to. */
+  readonly clusters: readonly Cluster[];
+  readonly matches: Matcher;
+  readonly pick: (req: IncomingMessage, draw: number) => Cluster;
+  readonly stripPrefix: string | undefined;
+  /** This route's limit, `false` for none, undefined for the proxy's. */
+  readonly rateLimit: CompiledRateLimit | false | undefined;
+  readonly firstByteMs: number;
+  /** Watches request and response bodies for silence. */
+  readonly sweeper: IdleSweeper;
+  /** Watches tunnels for silence; undefined when off. */
+  readonly tunnelSweeper: IdleSweeper | undefined;
+}
+
+/** Checks one route of the options and compiles it. */
+export function compileRoute(
+  route: ProxyRoute,
+  option: string,
+  clusterFrom: (value: Cluster | ClusterOptions, option: string, name: string) => Cluster,
+  defaults: { firstByteMs: number; sweeper: IdleSweeper; tunnelSweeper: IdleSweeper | undefined },
+  sweeper: (ms: number) => IdleSweeper,
+): CompiledRoute {
+  if (route === null || typeof route !== 'object') throw new TypeError(`${option} must be an object`);
+  checkKnownOptions(
+    route,
+    ['name', 'match', 'cluster', 'split', 'stripPrefix', 'rateLimit', 'timeouts'],
+    option,
+  );
+  if (route.timeouts !== undefined)
+    checkKnownOptions(route.timeouts, ['firstByteMs', 'idleMs', 'tunnelIdleMs'], `${option}.timeouts`);
+  const idleMs = route.timeouts?.idleMs;
+  const tunnelIdleMs = route.timeouts?.tunnelIdleMs;
+  const tunnelMs =
+    tunnelIdleMs === undefined
+      ? undefined
+      : optionalDuration(tunnelIdleMs, `${option}.timeouts.tunnelIdleMs`, 0);
+  if (route.match !== undefined)
+    checkKnownOptions(
+      route.match,
+      ['pathPrefix', 'host', 'method', 'headers', 'mcpMethod', 'mcpName'],
+      `${option}.match`,
+    );
+  let pick: (req: IncomingMessage, draw: number) => Cluster;
+  let clusters: Cluster[];
+  if (route.split !== undefined) {
+    if (route.cluster !== undefined) throw new TypeError(`${option} takes cluster or split, not both`);
+    pick = compileSplit(route.split, `${option}.split`);
+    clusters = route.split.map((target) => target.cluster);
+  } else if (route.cluster !== undefined) {
+    const cluster = clusterFrom(
+      route.cluster,
+      `${option}.cluster`,
+      route.name ?? (option === 'cluster' ? 'default' : option),
+    );
+    pick = () => cluster;
+    clusters = [cluster];
+  } else {
+    throw new TypeError(`${option} needs a cluster or a split`);
+  }
+  const prefix = route.match?.pathPrefix?.replace(/\/+$/, '');
+  if (route.stripPrefix === true && prefix === undefined)
+    throw new TypeError(`${option}.stripPrefix needs match.pathPrefix`);
+  return {
+    name: route.name ?? option,
+    clusters,
+    matches: compileMatch(route.match, `${option}.match`),
+    pick,
+    stripPrefix: route.stripPrefix === true ? prefix : undefined,
+    rateLimit:
+      route.rateLimit === undefined || route.rateLimit === false
+        ? route.rateLimit
+        : checkRateLimit(route.rateLimit, `${option}.rateLimit`),
+    firstByteMs: optionalDuration(
+      route.timeouts?.firstByteMs,
+      `${option}.timeouts.firstByteMs`,
+      defaults.firstByteMs,
+    ),
+    sweeper:
+      idleMs === undefined
+        ? defaults.sweeper
+        : sweeper(optionalDuration(idleMs, `${option}.timeouts.idleMs`, 0)),
+    tunnelSweeper:
+      tunnelMs === undefined ? defaults.tunnelSweeper : tunnelMs > 0 ? sweeper(tunnelMs) : undefined,
+  };
+}
+
+/** Checks a rate limit of the options. */
+export function checkRateLimit(value: ProxyRateLimit, option: string): CompiledRateLimit {
+  if (value === null || typeof value !== 'object' || typeof value.limiter?.consume !== 'function') {
+    throw new TypeError(`${option}.limiter must be a RateLimiter`);
+  }
+  checkKnownOptions(value, ['limiter', 'key', 'bypass'], option);
+  const key = value.key ?? 'ip';
+  if (
+    !(
+      key === 'ip' ||
+      typeof key === 'function' ||
+      (typeof key === 'string' && key.startsWith('header:') && key.length > 7)
+    )
+  ) {
+    throw new TypeError(
+      `${option}.key must be 'ip', 'header:<name>' or a function, got ${describeValue(value.key)}`,
+    );
+  }
+  if (value.bypass !== undefined && !Array.isArray(value.bypass))
+    throw new TypeError(`${option}.bypass must be an array of keys`);
+  return { limiter: value.limiter, key, bypass: new Set(value.bypass ?? []) };
+}
+
+/** The rate limit that applies to a route: its own, none, or the proxy's. */
+export function limitOf(route: CompiledRoute, settings: ProxySettings): CompiledRateLimit | undefined {
+  return route.rateLimit === undefined
+    ? settings.rateLimit
+    : route.rateLimit === false
+      ? undefined
+      : route.rateLimit;
+}
+
+/** The key a request is limited by. */
+export function rateLimitKey(limit: CompiledRateLimit, req: IncomingMessage, client: string): string {
+  const key = limit.key;
+  if (key === 'ip') return client;
+  if (typeof key === 'function') return key(req);
+  const raw = req.headers[key.slice(7).toLowerCase()];
+  const value = Array.isArray(raw) ? raw[0] : raw;
+  return value === undefined || value === '' ? client : value;
 }

@@ -18,7 +18,7 @@ import { neverSent } from '../core/failures.js';
 import { rateLimitHeaders } from '../limit/headers.js';
 import { type Admitted, admit, consumeLimit, isRefusal, RATE_LIMITED } from './admission.js';
 import type { Affinity } from './affinity.js';
-import { requestIdOf, stripPrefix, upstreamHeaders } from './forwarding.js';
+import { requestIdOf, upstreamHeaders, upstreamPathOf } from './forwarding.js';
 import type { ProxySettings } from './options.js';
 import { classify, sendSocketError } from './respond.js';
 
@@ -109,11 +109,11 @@ function handshake(
   headers: Record<string, string | string[]>,
 ): Promise<unknown> {
   const { route } = admitted;
-  const path =
-    route.stripPrefix === undefined ? admitted.path : stripPrefix(admitted.path, route.stripPrefix);
-  const origin = new URL(attempt.endpoint.url).origin;
+  const path = upstreamPathOf(route, admitted.path, req, host.settings);
+  const url = new URL(attempt.endpoint.url);
+  const target = url.origin + url.pathname.replace(/\/+$/, '') + path;
   return new Promise<unknown>((resolve) => {
-    const upstream = http.request(origin + path, { method: req.method, headers, agent: false });
+    const upstream = http.request(target, { method: req.method, headers, agent: false });
     let settled = false;
     const settle = (value: unknown) => {
       if (settled) return;
