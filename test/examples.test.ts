@@ -25,6 +25,11 @@ const expectations: Record<string, (stdout: string) => void> = {
       ...out.matchAll(/"served":"(users-\d)","path":"\/users\?page=2","forwardedFor":"127\.0\.0\.1"/g),
     ].map((m) => m[1]);
     expect(served).toEqual(['users-1', 'users-2', 'users-1', 'users-2']);
+    expect(out).toMatch(
+      /POST \/api\/users -> \{"served":"users-\d","path":"\/users",.*"body":"\{\\"name\\":\\"ada\\"\}"\}/,
+    );
+    expect(out).toMatch(/WebSocket -> users-\d echoes hello/);
+    expect(out).toContain('GET /admin/api/v1/health/clusters -> {"eligible":2');
   },
   'mcp-client.ts': (out) => {
     for (const [i, replica] of ['a', 'b', 'c'].entries()) {
