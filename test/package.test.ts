@@ -3,7 +3,18 @@
  * from CommonJS and from ESM in fresh Node processes, and check the type declarations are there.
  */
 import { execFile } from 'node:child_process';
-import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import {
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  symlinkSync,
+  writeFileSync,
+} from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { beforeAll, describe, expect, expectTypeOf, it } from 'vitest';
@@ -158,6 +169,53 @@ describe('package', () => {
       expect(existsSync(new URL(`${entry}.d.cts`, dist))).toBe(true);
     }
   });
+
+  it.each(['node10', 'node16', 'bundler'])(
+    'resolves the types of every entry point under moduleResolution %s',
+    async (resolution) => {
+      // A consumer project with the package linked into its node_modules, as npm would install it.
+      const dir = mkdtempSync(join(tmpdir(), 'mcgravity-types-'));
+      try {
+        mkdirSync(join(dir, 'node_modules'));
+        symlinkSync(root, join(dir, 'node_modules', 'mcgravity'), 'dir');
+        const module = resolution === 'node16' ? 'node16' : resolution === 'bundler' ? 'esnext' : 'commonjs';
+        writeFileSync(
+          join(dir, 'tsconfig.json'),
+          JSON.stringify({
+            compilerOptions: {
+              strict: true,
+              noEmit: true,
+              skipLibCheck: true,
+              module,
+              moduleResolution: resolution,
+              types: [],
+            },
+            files: ['index.ts'],
+          }),
+        );
+        writeFileSync(
+          join(dir, 'index.ts'),
+          [
+            "import { createCluster } from 'mcgravity';",
+            "import { createMcpFetch } from 'mcgravity/mcp';",
+            "import { RedisStore } from 'mcgravity/redis';",
+            "const cluster = createCluster({ backends: ['http://127.0.0.1:1'], slowStartMs: '30s' });",
+            'export const fetcher: typeof createMcpFetch = createMcpFetch;',
+            'export const store: typeof RedisStore = RedisStore;',
+            'export const name: string = cluster.name;',
+          ].join('\n'),
+        );
+        const tsc = join(root, 'node_modules', 'typescript', 'bin', 'tsc');
+        const result = await run(process.execPath, [tsc, '-p', dir], { cwd: dir }).catch(
+          (error: { stdout?: string }) => ({ stdout: error.stdout ?? String(error) }),
+        );
+        expect(result.stdout).toBe('');
+      } finally {
+        rmSync(dir, { recursive: true, force: true });
+      }
+    },
+    60_000,
+  );
 
   it('types the public surface', () => {
     expectTypeOf(api.createBalancer).parameter(0).toEqualTypeOf<api.BalancerName>();

@@ -21,7 +21,7 @@
 import { timingSafeEqual } from 'node:crypto';
 import type { IncomingMessage, RequestListener, ServerResponse } from 'node:http';
 import type { Cluster } from '../cluster/Cluster.js';
-import { optionalDuration } from '../core/duration.js';
+import { type Duration, optionalDuration } from '../core/duration.js';
 import type { BackendConfig } from '../core/endpoint.js';
 import { isMcgravityError, McgravityError } from '../core/errors.js';
 import { checkKnownOptions, describeValue, optionalNumber } from '../core/validate.js';
@@ -44,7 +44,7 @@ export interface AdminOptions {
   /** Largest request body accepted. @default 64 KiB */
   maxBodyBytes?: number;
   /** Time a client has to send a request body before it gets 408. @default 10_000 */
-  bodyTimeoutMs?: number | string;
+  bodyTimeoutMs?: Duration;
 }
 
 function json(

@@ -24,7 +24,7 @@
  */
 import { EventEmitter } from 'eventemitter3';
 import { type Clock, systemClock } from '../core/clock.js';
-import { optionalDuration } from '../core/duration.js';
+import { type Duration, optionalDuration } from '../core/duration.js';
 import { McgravityError } from '../core/errors.js';
 import { neverAborted } from '../core/signals.js';
 import { checkKnownOptions, optionalFunction, optionalNumber } from '../core/validate.js';
@@ -46,17 +46,17 @@ export interface CircuitBreakerOptions {
   /** Failure rate in (0, 1] over `windowMs` that opens the circuit; off unless set. */
   failureRateThreshold?: number;
   /** Length of the rolling window for the failure rate. @default 10_000 */
-  windowMs?: number | string;
+  windowMs?: Duration;
   /** Calls the window must hold before the failure rate can open the circuit. @default 10 */
   minimumRequests?: number;
   /** How long the circuit stays open before probing (recovery timeout). @default 10_000 */
-  openMs?: number | string;
+  openMs?: Duration;
   /** Grow `openMs` each time the circuit reopens without having closed. Off by default. */
   openBackoff?: {
     /** Factor per reopening, >= 1. @default 2 */
     multiplier?: number;
     /** Longest open period. @default 300_000 */
-    maxMs?: number | string;
+    maxMs?: Duration;
   };
   /** Probes allowed at once while half-open. @default 1 */
   halfOpenMaxRequests?: number;

@@ -17,7 +17,7 @@ import { EventEmitter } from 'eventemitter3';
 import type { Balancer, PickContext } from '../balancer/Balancer.js';
 import type { CircuitBreakerOptions } from '../breaker/CircuitBreaker.js';
 import { type Clock, systemClock, systemRandom } from '../core/clock.js';
-import { optionalDuration } from '../core/duration.js';
+import { type Duration, optionalDuration } from '../core/duration.js';
 import { type BackendConfig, type Endpoint, normalizeBackend } from '../core/endpoint.js';
 import { McgravityError } from '../core/errors.js';
 import { headerOf, statusOf } from '../core/failures.js';
@@ -196,7 +196,7 @@ export class Cluster extends EventEmitter<ClusterEvents> {
    * 30 s), then removes it; streams still open at the deadline (an SSE stream read through `fetch()`)
    * are cut.
    */
-  async remove(id: string, options: { timeoutMs?: number | string } = {}): Promise<void> {
+  async remove(id: string, options: { timeoutMs?: Duration } = {}): Promise<void> {
     const timeoutMs = optionalDuration(options.timeoutMs, 'timeoutMs', 30_000);
     const started = this.#clock.now();
     await this.drain(id, { timeoutMs });
@@ -214,7 +214,7 @@ export class Cluster extends EventEmitter<ClusterEvents> {
    * after `timeoutMs` (default 30 s) even if some have not. The endpoint stays, draining, until
    * removed or {@link Cluster.undrain}ed.
    */
-  async drain(id: string, options: { timeoutMs?: number | string } = {}): Promise<void> {
+  async drain(id: string, options: { timeoutMs?: Duration } = {}): Promise<void> {
     const endpoint = this.#require(id);
     const timeoutMs = optionalDuration(options.timeoutMs, 'timeoutMs', 30_000);
     if (!endpoint.draining) {
@@ -364,7 +364,7 @@ export class Cluster extends EventEmitter<ClusterEvents> {
    * Stops health checks, outlier detection and timers, lets requests in flight finish for up to
    * `timeoutMs` (default 10 s), then closes every connection. Leaves no handle open.
    */
-  async close(options: { timeoutMs?: number | string } = {}): Promise<void> {
+  async close(options: { timeoutMs?: Duration } = {}): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
     const timeoutMs = optionalDuration(options.timeoutMs, 'timeoutMs', 10_000);

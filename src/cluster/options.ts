@@ -2,6 +2,7 @@
  * The options of a {@link Cluster}, the shapes of its calls and results, its events, and how the
  * options become the parts a cluster is made of (a balancer, a retry policy).
  */
+
 import type { Readable } from 'node:stream';
 import type { Dispatcher } from 'undici';
 import type { Balancer, BalancerName } from '../balancer/Balancer.js';
@@ -9,6 +10,7 @@ import { createBalancer } from '../balancer/createBalancer.js';
 import { PriorityBalancer } from '../balancer/PriorityBalancer.js';
 import type { CircuitBreakerOptions } from '../breaker/CircuitBreaker.js';
 import type { Clock, RandomSource } from '../core/clock.js';
+import type { Duration } from '../core/duration.js';
 import type { BackendConfig, Endpoint } from '../core/endpoint.js';
 import { describeValue } from '../core/validate.js';
 import type { HealthCheckOptions } from '../health/HealthMonitor.js';
@@ -48,11 +50,11 @@ export interface ClusterOptions {
   /** Connection pool per endpoint. */
   pool?: PoolOptions;
   /** Ramp-up time of an endpoint that (re)joins; 0 turns slow start off. @default 0 */
-  slowStartMs?: number | string;
+  slowStartMs?: Duration;
   /** Below this percentage of eligible endpoints, balance across all of them. 0 turns panic mode off. @default 50 */
   panicThreshold?: number;
   /** Window of the latency percentiles and request rates in `stats()`. @default 60_000 */
-  statsWindowMs?: number | string;
+  statsWindowMs?: Duration;
   /** Time source for every timer in the cluster. @default systemClock */
   clock?: Clock;
   /** Random source for the balancer and retry jitter. @default systemRandom */

@@ -8,12 +8,12 @@
  * is read. O(1), no allocation.
  */
 import { type Clock, systemClock } from './clock.js';
-import { optionalDuration } from './duration.js';
+import { type Duration, optionalDuration } from './duration.js';
 
 /** Options of {@link PeakEwma}. */
 export interface PeakEwmaEstimateOptions {
   /** Time constant of the decay, in milliseconds or as a duration string. @default 10_000 */
-  decayMs?: number | string;
+  decayMs?: Duration;
   /** Clock used to time the decay. @default systemClock */
   clock?: Clock;
 }

@@ -3,8 +3,22 @@
  * of milliseconds. Units: `ms`, `s`, `m`, `h`, `d`; a bare number (or numeric string) is milliseconds.
  */
 
-/** A duration: milliseconds as a number, or a string such as `"250ms"`, `"10s"`, `"1m30s"`. */
-export type Duration = number | string;
+/** A unit of a {@link Duration} string. */
+export type DurationUnit = 'ms' | 's' | 'm' | 'h' | 'd';
+
+/**
+ * A duration string, typed so that a mistake (`'1 minute'`, `'10 s'`) fails in the editor: `'250ms'`,
+ * `'10s'`, `'1m30s'`, `'1h30m15s'`, or a number of milliseconds as a string. A string built at run time
+ * (`String(x)`) needs `as Duration`; it is checked when parsed either way.
+ */
+export type DurationString =
+  | `${number}`
+  | `${number}${DurationUnit}`
+  | `${number}${DurationUnit}${number}${DurationUnit}`
+  | `${number}${DurationUnit}${number}${DurationUnit}${number}${DurationUnit}`;
+
+/** A duration: milliseconds as a number, or a {@link DurationString} such as `"250ms"` or `"1m30s"`. */
+export type Duration = number | DurationString;
 
 const UNIT_MS: Readonly<Record<string, number>> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 };
 const PART = /(\d+(?:\.\d+)?|\.\d+)(ms|s|m|h|d)/y;

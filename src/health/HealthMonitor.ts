@@ -16,7 +16,7 @@
 import { EventEmitter } from 'eventemitter3';
 import type { Dispatcher } from 'undici';
 import { type Clock, type RandomSource, systemClock, systemRandom } from '../core/clock.js';
-import { optionalDuration } from '../core/duration.js';
+import { type Duration, optionalDuration } from '../core/duration.js';
 import { McgravityError } from '../core/errors.js';
 import type { TextMatch } from '../core/match.js';
 import { checkKnownOptions, optionalFunction, optionalNumber } from '../core/validate.js';
@@ -48,9 +48,9 @@ export interface HealthCheckOptions {
   /** Extra request headers, e.g. a Host or an authorization. */
   headers?: Record<string, string>;
   /** Time between checks of one endpoint. @default 10_000 */
-  intervalMs?: number | string;
+  intervalMs?: Duration;
   /** Time a check may take before it is aborted and counted as failed. @default 5_000 */
-  timeoutMs?: number | string;
+  timeoutMs?: Duration;
   /** Random spread of each interval, as a fraction of it (0 to 1). @default 0.1 */
   jitter?: number;
   /** Passed checks in a row that bring an unhealthy endpoint back (rise). @default 2 */

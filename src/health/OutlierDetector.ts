@@ -21,7 +21,7 @@
  */
 import { EventEmitter } from 'eventemitter3';
 import { type Clock, systemClock } from '../core/clock.js';
-import { optionalDuration } from '../core/duration.js';
+import { type Duration, optionalDuration } from '../core/duration.js';
 import type { FailureKind } from '../core/failures.js';
 import { checkKnownOptions, optionalNumber } from '../core/validate.js';
 
@@ -34,11 +34,11 @@ export interface OutlierOptions {
   /** Consecutive connect failures, resets or timeouts that eject; `false` turns it off. @default 5 */
   consecutiveLocalOriginFailures?: number | false;
   /** Period of the success-rate analysis and of the ejection-multiplier decay. @default 10_000 */
-  intervalMs?: number | string;
+  intervalMs?: Duration;
   /** Ejection time of a first ejection; multiplied by the number of ejections in a row. @default 30_000 */
-  baseEjectionMs?: number | string;
+  baseEjectionMs?: Duration;
   /** Longest ejection. @default 300_000 */
-  maxEjectionMs?: number | string;
+  maxEjectionMs?: Duration;
   /** Most endpoints ejected at once, as a percentage; at least one may always be. @default 10 */
   maxEjectionPercent?: number;
   /** Success-rate ejection; off by default. */

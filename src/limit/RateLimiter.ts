@@ -20,7 +20,7 @@
  */
 import { EventEmitter } from 'eventemitter3';
 import { type Clock, systemClock } from '../core/clock.js';
-import { optionalDuration } from '../core/duration.js';
+import { type Duration, optionalDuration } from '../core/duration.js';
 import { checkKnownOptions, checkNumber, describeValue, optionalNumber } from '../core/validate.js';
 import { MemoryStore } from './MemoryStore.js';
 import { OverflowQueue } from './OverflowQueue.js';
@@ -40,7 +40,7 @@ export interface RateLimiterOptions {
   /** Requests per window of the inline rule. */
   limit?: number;
   /** Window of the inline rule. */
-  windowMs?: number | string;
+  windowMs?: Duration;
   /** Token-bucket capacity of the inline rule. @default limit */
   burst?: number;
   /** Several rules, checked together (instead of the inline one). */
@@ -54,13 +54,13 @@ export interface RateLimiterOptions {
   /** With `overflow: 'queue'`: most requests waiting per key. @default 100 */
   maxQueue?: number;
   /** With `overflow: 'queue'`: longest wait before a queued request is refused. @default 10_000 */
-  queueTimeoutMs?: number | string;
+  queueTimeoutMs?: Duration;
   /** Keys that are never limited (e.g. internal services). */
   bypass?: readonly string[];
   /** When the store fails or does not answer in `storeTimeoutMs`: let the request through, or refuse it. @default 'allow' */
   onStoreError?: 'allow' | 'deny';
   /** Longest wait for an asynchronous store. @default 1_000 */
-  storeTimeoutMs?: number | string;
+  storeTimeoutMs?: Duration;
   /** Clock for windows, queues and store timeouts. @default systemClock */
   clock?: Clock;
 }

@@ -1,7 +1,7 @@
 /**
  * Rate-limit rules and decisions: the shapes every store and the limiter share.
  */
-import { parseDuration } from '../core/duration.js';
+import { type Duration, parseDuration } from '../core/duration.js';
 import { checkKnownOptions, checkNumber, describeValue } from '../core/validate.js';
 
 /** How a rule counts. */
@@ -20,7 +20,7 @@ export interface RateLimitRule {
   /** Requests allowed per window. */
   limit: number;
   /** The window, e.g. `'1m'` or `60_000`. */
-  windowMs: number | string;
+  windowMs: Duration;
   /** Token bucket only: the most tokens held, i.e. the largest burst. @default limit */
   burst?: number;
 }

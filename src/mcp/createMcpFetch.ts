@@ -24,7 +24,7 @@ import { EventEmitter } from 'eventemitter3';
 import type { CircuitBreakerOptions, CircuitPermit, CircuitState } from '../breaker/CircuitBreaker.js';
 import { type Cluster, type ClusterFetchInit, servedBy } from '../cluster/Cluster.js';
 import { type Clock, systemClock } from '../core/clock.js';
-import { optionalDuration } from '../core/duration.js';
+import { type Duration, optionalDuration } from '../core/duration.js';
 import { checkKnownOptions, describeValue, optionalNumber } from '../core/validate.js';
 import { type Handshake, replayHandshake } from './handshake.js';
 import { type McpMethodStats, type MethodCounters, MethodStats } from './MethodStats.js';
@@ -65,9 +65,9 @@ export interface McpFetchOptions {
   /** Sessions remembered; the least recently used is forgotten past this. @default 10_000 */
   maxSessions?: number;
   /** A session unused this long is forgotten. @default 3_600_000 (1 h) */
-  sessionIdleMs?: number | string;
+  sessionIdleMs?: Duration;
   /** Window of the latency percentiles in `stats()`. @default 60_000 */
-  statsWindowMs?: number | string;
+  statsWindowMs?: Duration;
   clock?: Clock;
 }
 

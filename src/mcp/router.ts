@@ -15,7 +15,7 @@ import type { IncomingMessage } from 'node:http';
 import type { Cluster } from '../cluster/Cluster.js';
 import type { ClusterStreamHead } from '../cluster/ResponseRelay.js';
 import type { Clock } from '../core/clock.js';
-import { optionalDuration } from '../core/duration.js';
+import { type Duration, optionalDuration } from '../core/duration.js';
 import type { Endpoint } from '../core/endpoint.js';
 import { checkKnownOptions, describeValue, optionalNumber } from '../core/validate.js';
 import { idempotentToolsFrom, isRepeatable, parseMessages, SESSION_HEADER } from './protocol.js';
@@ -37,7 +37,7 @@ export interface McpAffinity {
   /** Sessions remembered per cluster (table mode routes by them; stateless mode only counts). @default 100_000 */
   maxSessions?: number;
   /** A session unused this long is forgotten. @default 3_600_000 (1 h) */
-  sessionIdleMs?: number | string;
+  sessionIdleMs?: Duration;
   /** Tools whose `tools/call` may be retried on another replica: names, or a function. */
   idempotentTools?: readonly string[] | ((tool: string) => boolean);
 }

@@ -8,7 +8,7 @@
  * connection opened (see docs/benchmarks.md for measured figures).
  */
 import { type Dispatcher, Pool as UndiciPool } from 'undici';
-import { optionalDuration } from '../core/duration.js';
+import { type Duration, optionalDuration } from '../core/duration.js';
 import { McgravityError } from '../core/errors.js';
 import { checkKnownOptions, optionalNumber } from '../core/validate.js';
 
@@ -17,9 +17,9 @@ export interface PoolOptions {
   /** Most connections to the backend (`max_connections` in a proxy config). @default 128 */
   connections?: number;
   /** How long an idle connection is kept open. @default 60_000 */
-  keepAliveTimeoutMs?: number | string;
+  keepAliveTimeoutMs?: Duration;
   /** Time allowed to open a connection. @default 5_000 */
-  connectTimeoutMs?: number | string;
+  connectTimeoutMs?: Duration;
   /** Requests allowed to wait for a connection; more are refused with EOVERLOADED. @default 1024 */
   maxPending?: number;
   /** Requests pipelined on one connection (HTTP/1.1). @default 1 */

@@ -15,7 +15,7 @@ import { createHmac, randomBytes } from 'node:crypto';
 import type { IncomingMessage } from 'node:http';
 import { MaglevBalancer } from '../balancer/MaglevBalancer.js';
 import type { Cluster } from '../cluster/Cluster.js';
-import { optionalDuration } from '../core/duration.js';
+import { type Duration, optionalDuration } from '../core/duration.js';
 import type { Endpoint } from '../core/endpoint.js';
 import { checkKnownOptions, describeValue } from '../core/validate.js';
 
@@ -30,7 +30,7 @@ export interface CookieAffinity {
   /** `Path`. @default '/' */
   path?: string;
   /** `Max-Age`, so it outlives the browser session. @default none (a session cookie) */
-  maxAgeMs?: number | string;
+  maxAgeMs?: Duration;
   /** `SameSite`. @default 'lax' */
   sameSite?: 'strict' | 'lax' | 'none';
 }

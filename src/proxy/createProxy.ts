@@ -18,7 +18,7 @@
 import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import type { Duplex, Transform } from 'node:stream';
 import type { Cluster, ClusterRequestOptions } from '../cluster/Cluster.js';
-import { optionalDuration } from '../core/duration.js';
+import { type Duration, optionalDuration } from '../core/duration.js';
 import { McgravityError } from '../core/errors.js';
 import { setRateLimitHeaders } from '../limit/headers.js';
 import { ownerGoneReason } from '../mcp/ownerGone.js';
@@ -129,7 +129,7 @@ class ReverseProxy implements ProxyContract, UpgradeHost {
     return this.#servers.listen(this.settings, this.handler, this.upgrade, port, host);
   }
 
-  async close(options: { timeoutMs?: number | string } = {}): Promise<void> {
+  async close(options: { timeoutMs?: Duration } = {}): Promise<void> {
     this.#closing = true;
     const timeoutMs = optionalDuration(options.timeoutMs, 'timeoutMs', 10_000);
     await this.#servers.close(timeoutMs);

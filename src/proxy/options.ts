@@ -6,7 +6,7 @@ import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import type { Duplex } from 'node:stream';
 import { type Cluster, type ClusterOptions, createCluster } from '../cluster/Cluster.js';
 import { type Clock, type RandomSource, systemClock, systemRandom } from '../core/clock.js';
-import { optionalDuration } from '../core/duration.js';
+import { type Duration, optionalDuration } from '../core/duration.js';
 import type { Endpoint } from '../core/endpoint.js';
 import type { ErrorCode } from '../core/errors.js';
 import { checkKnownOptions, describeValue, optionalFunction, optionalNumber } from '../core/validate.js';
@@ -68,18 +68,18 @@ export interface ProxyRateLimit {
 /** Proxy timeouts. */
 export interface ProxyTimeouts {
   /** Time to open a connection to an upstream (clusters the proxy creates). @default 5_000 */
-  connectMs?: number | string;
+  connectMs?: Duration;
   /** Time from sending a request to the upstream's response headers, per attempt. @default 30_000 */
-  firstByteMs?: number | string;
+  firstByteMs?: Duration;
   /** Longest silence on a response body (or a request body) before both sides are cut. @default 60_000 */
-  idleMs?: number | string;
+  idleMs?: Duration;
   /** Time a client has to send its request headers (slowloris). @default 10_000 */
-  clientHeadersMs?: number | string;
+  clientHeadersMs?: Duration;
   /**
    * Longest silence, both ways, on an upgraded connection (a WebSocket) before it is closed. Off by
    * default: a quiet WebSocket is normal, and its peers keep it alive with pings. @default 0 (off)
    */
-  tunnelIdleMs?: number | string;
+  tunnelIdleMs?: Duration;
 }
 
 /** One route. */
@@ -165,7 +165,7 @@ export interface Proxy {
    * `timeoutMs` (default 10 s), then cuts what is left, WebSocket tunnels included, and closes what it
    * created.
    */
-  close(options?: { timeoutMs?: number | string }): Promise<void>;
+  close(options?: { timeoutMs?: Duration }): Promise<void>;
   /** Requests in flight. */
   readonly inflight: number;
   /** WebSocket (upgraded) tunnels open now. */

@@ -18,7 +18,7 @@
  * Share one budget across everything that retries against the same backends.
  */
 import { type Clock, systemClock } from '../core/clock.js';
-import { optionalDuration } from '../core/duration.js';
+import { type Duration, optionalDuration } from '../core/duration.js';
 import { checkKnownOptions, optionalNumber } from '../core/validate.js';
 
 /** Options of {@link RetryBudget}. */
@@ -26,7 +26,7 @@ export interface RetryBudgetOptions {
   /** Retries as a percentage of the requests of the last `ttlMs`. @default 20 */
   budgetPercent?: number;
   /** How long a request's deposit (and a retry's withdrawal) counts. @default 10_000 */
-  ttlMs?: number | string;
+  ttlMs?: Duration;
   /** Retries allowed per second whatever the traffic, averaged over `ttlMs`. @default 10 */
   minRetriesPerSecond?: number;
   /** Time source. @default systemClock */

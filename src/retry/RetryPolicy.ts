@@ -27,7 +27,7 @@
  */
 import { EventEmitter } from 'eventemitter3';
 import { type Clock, type RandomSource, systemClock, systemRandom } from '../core/clock.js';
-import { optionalDuration } from '../core/duration.js';
+import { type Duration, optionalDuration } from '../core/duration.js';
 import { McgravityError } from '../core/errors.js';
 import {
   type FailureKind,
@@ -50,15 +50,15 @@ export interface RetryOptions {
   /** Attempts in all, the first included; 1 means no retry. @default 3 */
   attempts?: number;
   /** Time limit of each attempt; off unless set. */
-  perTryTimeoutMs?: number | string;
+  perTryTimeoutMs?: Duration;
   /** Failures that are retried. @default ['connect-failure', 'reset', 'gateway-error'] */
   retryOn?: readonly RetryCondition[];
   /** Failures retried even for calls that are not idempotent. @default ['connect-failure'] */
   retryNonIdempotentOn?: readonly RetryCondition[];
   /** Exponential backoff with full jitter. @default { baseMs: 25, maxMs: 250 } */
-  backoff?: { baseMs?: number | string; maxMs?: number | string };
+  backoff?: { baseMs?: Duration; maxMs?: Duration };
   /** Longest `Retry-After` honoured; a longer one ends the retries. @default 10_000 */
-  maxRetryAfterMs?: number | string;
+  maxRetryAfterMs?: Duration;
   /**
    * Caps retries to a share of recent requests; share one instance across policies for the same
    * backends. @default 20 % of the requests of the last 10 s, plus 10 per second

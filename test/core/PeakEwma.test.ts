@@ -31,6 +31,6 @@ describe('PeakEwma', () => {
 
   it('rejects a non-positive decay naming the option', () => {
     expect(() => new PeakEwma({ decayMs: 0 })).toThrow(/decayMs/);
-    expect(() => new PeakEwma({ decayMs: 'soon' })).toThrow(/decayMs must be a duration/);
+    expect(() => new PeakEwma({ decayMs: 'soon' as never })).toThrow(/decayMs must be a duration/);
   });
 });

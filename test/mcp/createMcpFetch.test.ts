@@ -260,7 +260,7 @@ describe('createMcpFetch', () => {
     );
     expect(() => createMcpFetch(c, { toolBreaker: { failureThreshold: -1 } })).toThrow(/failureThreshold/);
     expect(() => createMcpFetch(c, { maxSessions: 0 })).toThrow(/maxSessions/);
-    expect(() => createMcpFetch(c, { sessionIdleMs: 'soon' })).toThrow(/sessionIdleMs/);
+    expect(() => createMcpFetch(c, { sessionIdleMs: 'soon' as never })).toThrow(/sessionIdleMs/);
     expect(() => createMcpFetch(c, { nope: 1 } as never)).toThrow(/nope/);
   });
 });

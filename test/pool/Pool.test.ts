@@ -74,7 +74,7 @@ describe('Pool', () => {
     expect(() => new Pool('http://127.0.0.1:1', { connections: 0 })).toThrow(
       /pool.connections must be an integer >= 1/,
     );
-    expect(() => new Pool('http://127.0.0.1:1', { keepAliveTimeoutMs: 'long' })).toThrow(
+    expect(() => new Pool('http://127.0.0.1:1', { keepAliveTimeoutMs: 'long' as never })).toThrow(
       /pool.keepAliveTimeoutMs/,
     );
     expect(() => new Pool('http://127.0.0.1:1', { max: 3 } as never)).toThrow(/pool: unknown option "max"/);
