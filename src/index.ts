@@ -61,6 +61,7 @@ export {
 } from './core/errors.js';
 export { type FailureKind, failureKind, retryAfterMs } from './core/failures.js';
 export { hashKey, murmur3Bytes, murmur3String } from './core/hash.js';
+export type { Logger } from './core/log.js';
 export { PeakEwma, type PeakEwmaEstimateOptions } from './core/PeakEwma.js';
 export {
   type CheckResult,

@@ -21,6 +21,7 @@ import { type Duration, optionalDuration } from '../core/duration.js';
 import { type BackendConfig, type Endpoint, normalizeBackend } from '../core/endpoint.js';
 import { McgravityError } from '../core/errors.js';
 import { headerOf, statusOf } from '../core/failures.js';
+import { optionalLogger } from '../core/log.js';
 import { checkKnownOptions, optionalFunction, optionalNumber } from '../core/validate.js';
 import { HealthMonitor } from '../health/HealthMonitor.js';
 import { OutlierDetector } from '../health/OutlierDetector.js';
@@ -30,6 +31,7 @@ import type { RetryPolicy } from '../retry/RetryPolicy.js';
 import type { Attempt } from './Attempt.js';
 import { AttemptSource } from './AttemptSource.js';
 import { Eligibility } from './Eligibility.js';
+import { logCluster } from './logging.js';
 import { ManagedEndpoint } from './ManagedEndpoint.js';
 import {
   CLUSTER_OPTIONS,
@@ -158,6 +160,8 @@ export class Cluster extends EventEmitter<ClusterEvents> {
         if (ok && health.isHealthy(id)) this.#outliers?.restore(id);
       });
     }
+    const logger = optionalLogger(options.logger);
+    if (logger !== undefined) logCluster(this.name, this, logger, this.#health, this.#retry, this.#clock);
     if (options.backends.length === 0 && options.allowEmpty !== true) {
       throw new TypeError(
         `cluster ${this.name}: backends is empty; give at least one, or allowEmpty: true to add them later`,

@@ -12,6 +12,7 @@ import type { CircuitBreakerOptions } from '../breaker/CircuitBreaker.js';
 import type { Clock, RandomSource } from '../core/clock.js';
 import type { Duration } from '../core/duration.js';
 import type { BackendConfig, Endpoint } from '../core/endpoint.js';
+import type { Logger } from '../core/log.js';
 import { describeValue } from '../core/validate.js';
 import type { HealthCheckOptions } from '../health/HealthMonitor.js';
 import type { OutlierOptions } from '../health/OutlierDetector.js';
@@ -59,6 +60,8 @@ export interface ClusterOptions {
   clock?: Clock;
   /** Random source for the balancer and retry jitter. @default systemRandom */
   random?: RandomSource;
+  /** A pino-compatible logger for endpoint state, panic, breakers and refused retries. @default silent */
+  logger?: Logger;
 }
 
 /** Options of one {@link Cluster.execute} call. */
@@ -172,6 +175,7 @@ export const CLUSTER_OPTIONS = [
   'statsWindowMs',
   'clock',
   'random',
+  'logger',
 ];
 
 /**

@@ -116,7 +116,11 @@ class ReverseProxy implements ProxyContract, UpgradeHost {
     res: ServerResponse,
     next: ((error?: unknown) => void) | undefined,
   ): Promise<void> =>
-    this.#handle(req, res, next).catch(() => {
+    this.#handle(req, res, next).catch((error: unknown) => {
+      this.settings.logger?.error(
+        { err: error, method: req.method, url: req.url },
+        'proxy failed to handle a request',
+      );
       if (!res.destroyed && !res.writableEnded)
         sendError(res, 'EINTERNAL', 'proxy failed to handle the request', undefined);
     });
@@ -277,6 +281,10 @@ class ReverseProxy implements ProxyContract, UpgradeHost {
       )
         return;
       const { code, status, message } = classify(error);
+      settings.logger?.warn(
+        { err: error, requestId, cluster: cluster.name, code, status, method, path: upstreamPath },
+        `upstream request failed: ${message}`,
+      );
       if (settings.onError !== undefined) {
         settings.onError(req, res, { code, status, message, requestId, cause: error });
         if (res.headersSent || res.writableEnded) return;

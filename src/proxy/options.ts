@@ -9,6 +9,7 @@ import { type Clock, type RandomSource, systemClock, systemRandom } from '../cor
 import { type Duration, optionalDuration } from '../core/duration.js';
 import type { Endpoint } from '../core/endpoint.js';
 import type { ErrorCode } from '../core/errors.js';
+import { type Logger, optionalLogger } from '../core/log.js';
 import { checkKnownOptions, describeValue, optionalFunction, optionalNumber } from '../core/validate.js';
 import type { RateLimiter } from '../limit/RateLimiter.js';
 import type { McpAffinity } from '../mcp/router.js';
@@ -148,6 +149,11 @@ export interface ProxyOptions {
    * to replace the JSON error, or leave it and the JSON error is sent.
    */
   onError?: (req: IncomingMessage, res: ServerResponse, error: ProxyErrorInfo) => void;
+  /**
+   * A pino-compatible logger: upstream failures and unexpected errors, and, for the clusters the proxy
+   * creates from options, everything a cluster logs (endpoint state, panic, breakers). @default silent
+   */
+  logger?: Logger;
   clock?: Clock;
   random?: RandomSource;
 }
@@ -206,6 +212,7 @@ export interface ProxySettings {
   readonly onRequest: ProxyOptions['onRequest'];
   readonly onResponse: ProxyOptions['onResponse'];
   readonly onError: ProxyOptions['onError'];
+  readonly logger: Logger | undefined;
   readonly affinitySecret: string | undefined;
   readonly clock: Clock;
   readonly random: RandomSource;
@@ -230,6 +237,7 @@ const KNOWN = [
   'onRequest',
   'onResponse',
   'onError',
+  'logger',
   'clock',
   'random',
 ];
@@ -239,6 +247,7 @@ export function resolveProxyOptions(options: ProxyOptions): ProxySettings {
   if (options === null || typeof options !== 'object') throw new TypeError('createProxy needs options');
   checkKnownOptions(options, KNOWN, 'createProxy');
   const clock = options.clock ?? systemClock;
+  const logger = optionalLogger(options.logger);
   const random = optionalFunction(options.random, 'random', systemRandom);
   const timeouts = options.timeouts ?? {};
   checkKnownOptions(
@@ -292,6 +301,7 @@ export function resolveProxyOptions(options: ProxyOptions): ProxySettings {
       pool: { connectTimeoutMs: connectMs, ...(value.pool ?? {}) },
       clock: value.clock ?? clock,
       random: value.random ?? random,
+      ...(logger === undefined || value.logger !== undefined ? {} : { logger }),
     });
     owned.push(created);
     return created;
@@ -358,6 +368,7 @@ export function resolveProxyOptions(options: ProxyOptions): ProxySettings {
     onRequest: optionalHook(options.onRequest, 'onRequest'),
     onResponse: optionalHook(options.onResponse, 'onResponse'),
     onError: optionalHook(options.onError, 'onError'),
+    logger,
     clock,
     random,
   };
