@@ -92,6 +92,14 @@ export {
 } from './limit/RateLimiter.js';
 export type { RateLimitAlgorithm, RateLimitDecision, RateLimitRule, ResolvedRule } from './limit/rules.js';
 export type { RateLimitStore } from './limit/store.js';
+export type {
+  AttemptEndMessage,
+  AttemptStartMessage,
+  EndpointMessage,
+  ProxyRequestEndMessage,
+  ProxyRequestStartMessage,
+  RetryMessage,
+} from './observe/diagnostics.js';
 export type { LatencySummary } from './observe/LatencyWindow.js';
 export { Pool, type PoolOptions, type PoolStats } from './pool/Pool.js';
 export {

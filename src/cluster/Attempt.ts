@@ -12,6 +12,12 @@
 import type { CircuitPermit } from '../breaker/CircuitBreaker.js';
 import type { Clock } from '../core/clock.js';
 import { failureKind, retryAfterMs } from '../core/failures.js';
+import {
+  type AttemptEndMessage,
+  type AttemptStartMessage,
+  attemptEndChannel,
+  attemptStartChannel,
+} from '../observe/diagnostics.js';
 import type { ManagedEndpoint } from './ManagedEndpoint.js';
 
 /** A status, a local failure, an unclassified error, or a call the caller abandoned (counts neither way). */
@@ -19,6 +25,8 @@ export type Outcome = number | 'connect-failure' | 'reset' | 'timeout' | 'error'
 
 /** Where attempts report: the cluster's counters and detectors (one object per cluster). */
 export interface AttemptRecorder {
+  /** The cluster's name, for diagnostics messages. */
+  readonly name: string;
   readonly clock: Clock;
   /** Records the outcome of one attempt; `elapsedMs` is set for an answer (time to its head). */
   record(
@@ -50,6 +58,15 @@ export class Attempt {
     this.started = recorder.clock.now();
     endpoint.inflight++;
     endpoint.requests++;
+    if (attemptStartChannel.hasSubscribers) {
+      const message: AttemptStartMessage = {
+        attempt: this,
+        cluster: recorder.name,
+        endpoint: endpoint.id,
+        url: endpoint.url,
+      };
+      attemptStartChannel.publish(message);
+    }
   }
 
   /** True once the try has been released. */
@@ -87,6 +104,7 @@ export class Attempt {
     this.#settled = true;
     const now = this.#recorder.clock.now();
     this.#recorder.record(this.endpoint, statusCode, now - this.started, now);
+    if (attemptEndChannel.hasSubscribers) this.#publishEnd(now, statusCode, undefined);
     if (statusCode >= 500) this.#permit?.failure();
     else this.#permit?.success();
     if (retryAfter !== undefined && (statusCode === 503 || statusCode === 429)) {
@@ -103,6 +121,7 @@ export class Attempt {
     if (!this.#settled) {
       this.#settled = true;
       const outcome = outcomeOf(error, signal);
+      if (attemptEndChannel.hasSubscribers) this.#publishEnd(this.#recorder.clock.now(), undefined, error);
       if (outcome === 'abandoned') this.#permit?.release();
       else {
         this.#recorder.record(this.endpoint, outcome, 0, this.#recorder.clock.now());
@@ -110,6 +129,17 @@ export class Attempt {
       }
     }
     this.end();
+  }
+
+  #publishEnd(now: number, statusCode: number | undefined, error: unknown): void {
+    const message: AttemptEndMessage = {
+      attempt: this,
+      cluster: this.#recorder.name,
+      endpoint: this.endpoint.id,
+      ...(statusCode === undefined ? { error } : { statusCode }),
+      durationMs: now - this.started,
+    };
+    attemptEndChannel.publish(message);
   }
 
   /** The endpoint is done with this try (its body ended, broke or was dropped): frees what it held. */

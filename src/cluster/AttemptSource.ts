@@ -19,13 +19,13 @@ const NO_KEY: PickContext = Object.freeze({});
 
 /** The attempts of one cluster; see the module comment. */
 export class AttemptSource implements AttemptRecorder {
+  readonly name: string;
   readonly clock: Clock;
   /** Attempts started. */
   requests = 0;
   /** Attempts that failed (errors and 5xx answers). */
   errors = 0;
   readonly latency: LatencyWindow;
-  readonly #name: string;
   readonly #balancer: Balancer<ManagedEndpoint>;
   readonly #eligibility: Eligibility;
   readonly #outliers: OutlierDetector | undefined;
@@ -42,7 +42,7 @@ export class AttemptSource implements AttemptRecorder {
     latency: LatencyWindow;
     clock: Clock;
   }) {
-    this.#name = options.name;
+    this.name = options.name;
     this.#balancer = options.balancer;
     this.#eligibility = options.eligibility;
     this.#outliers = options.outliers;
@@ -125,8 +125,8 @@ export class AttemptSource implements AttemptRecorder {
         throw new McgravityError(
           'ENOUPSTREAM',
           tried.size === 0
-            ? `cluster ${this.#name} has no eligible endpoint`
-            : `cluster ${this.#name} has no eligible endpoint left to try (${tried.size} tried)`,
+            ? `cluster ${this.name} has no eligible endpoint`
+            : `cluster ${this.name} has no eligible endpoint left to try (${tried.size} tried)`,
         );
       }
       tried.add(picked.id);
@@ -144,13 +144,13 @@ export class AttemptSource implements AttemptRecorder {
     if (owner === undefined || !owner.healthy) {
       throw new McgravityError(
         'ESESSIONGONE',
-        `endpoint ${id} of cluster ${this.#name} ${owner === undefined ? 'was removed' : 'is down'}`,
+        `endpoint ${id} of cluster ${this.name} ${owner === undefined ? 'was removed' : 'is down'}`,
       );
     }
     if (tried.has(id)) {
       throw new McgravityError(
         'ENOUPSTREAM',
-        `cluster ${this.#name}: a pinned request is not retried elsewhere`,
+        `cluster ${this.name}: a pinned request is not retried elsewhere`,
       );
     }
     const permit = owner.breaker?.tryAcquire();

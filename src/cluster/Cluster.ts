@@ -30,6 +30,7 @@ import { closePools, type PoolOptions, resolvePoolOptions } from '../pool/Pool.j
 import type { RetryPolicy } from '../retry/RetryPolicy.js';
 import type { Attempt } from './Attempt.js';
 import { AttemptSource } from './AttemptSource.js';
+import { publishCluster } from './diagnostics.js';
 import { Eligibility } from './Eligibility.js';
 import { logCluster } from './logging.js';
 import { ManagedEndpoint } from './ManagedEndpoint.js';
@@ -160,6 +161,7 @@ export class Cluster extends EventEmitter<ClusterEvents> {
         if (ok && health.isHealthy(id)) this.#outliers?.restore(id);
       });
     }
+    publishCluster(this.name, this, this.#retry);
     const logger = optionalLogger(options.logger);
     if (logger !== undefined) logCluster(this.name, this, logger, this.#health, this.#retry, this.#clock);
     if (options.backends.length === 0 && options.allowEmpty !== true) {

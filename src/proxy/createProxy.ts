@@ -23,6 +23,12 @@ import { McgravityError } from '../core/errors.js';
 import { setRateLimitHeaders } from '../limit/headers.js';
 import { ownerGoneReason } from '../mcp/ownerGone.js';
 import { type McpAffinity, McpSessionRouter } from '../mcp/router.js';
+import {
+  type ProxyRequestEndMessage,
+  type ProxyRequestStartMessage,
+  proxyRequestEndChannel,
+  proxyRequestStartChannel,
+} from '../observe/diagnostics.js';
 import { admit, consumeLimit, isRefusal, NO_ROUTE, RATE_LIMITED } from './admission.js';
 import { Affinity, checkKeyedAffinity } from './affinity.js';
 import { consumedBody, limitBody, readBody } from './body.js';
@@ -115,8 +121,9 @@ class ReverseProxy implements ProxyContract, UpgradeHost {
     req: IncomingMessage,
     res: ServerResponse,
     next: ((error?: unknown) => void) | undefined,
-  ): Promise<void> =>
-    this.#handle(req, res, next).catch((error: unknown) => {
+  ): Promise<void> => {
+    const started = proxyRequestEndChannel.hasSubscribers ? this.settings.clock.now() : -1;
+    const handled = this.#handle(req, res, next).catch((error: unknown) => {
       this.settings.logger?.error(
         { err: error, method: req.method, url: req.url },
         'proxy failed to handle a request',
@@ -124,6 +131,19 @@ class ReverseProxy implements ProxyContract, UpgradeHost {
       if (!res.destroyed && !res.writableEnded)
         sendError(res, 'EINTERNAL', 'proxy failed to handle the request', undefined);
     });
+    if (started < 0) return handled;
+    return handled.then(() => {
+      const header = this.settings.requestIdHeader;
+      const id = header === undefined ? undefined : res.getHeader(header);
+      const message: ProxyRequestEndMessage = {
+        req,
+        requestId: typeof id === 'string' ? id : undefined,
+        statusCode: res.statusCode,
+        durationMs: this.settings.clock.now() - started,
+      };
+      proxyRequestEndChannel.publish(message);
+    });
+  };
 
   upgrade = (req: IncomingMessage, socket: Duplex, head: Buffer): void => {
     proxyUpgrade(this, req, socket, head).catch(() => socket.destroy());
@@ -149,6 +169,10 @@ class ReverseProxy implements ProxyContract, UpgradeHost {
     const settings = this.settings;
     const requestId = requestIdOf(req, settings.requestIdHeader);
     if (requestId !== undefined) res.setHeader(settings.requestIdHeader as string, requestId);
+    if (proxyRequestStartChannel.hasSubscribers) {
+      const message: ProxyRequestStartMessage = { req, requestId };
+      proxyRequestStartChannel.publish(message);
+    }
     const admitted = admit(req, settings, this.#closing);
     if (isRefusal(admitted)) {
       if (admitted === NO_ROUTE && next !== undefined) return next();
