@@ -56,6 +56,15 @@ const expectations: Record<string, (stdout: string) => void> = {
     }
     expect(out).toMatch(/the busy backend refused ([1-4]) of them; the cluster retried \1 times/);
   },
+  'opentelemetry.ts': (out) => {
+    // One span per proxied request, with the endpoint that answered and its status…
+    const spans = [...out.matchAll(/^span GET proxy \/orders\/(\d) -> 200 from (blue|green)$/gm)];
+    expect(spans.map((m) => m[1])).toEqual(['0', '1', '2', '3']);
+    expect(spans.map((m) => m[2])).toEqual(['blue', 'green', 'blue', 'green']);
+    // …and attempt durations per endpoint.
+    expect(out).toContain('histogram mcgravity.attempt.duration endpoint=blue count=2');
+    expect(out).toContain('histogram mcgravity.attempt.duration endpoint=green count=2');
+  },
   'rate-limit.ts': (out) => {
     for (let i = 1; i <= 5; i++) expect(out).toContain(`request ${i}: 200 remaining=${5 - i} hello`);
     expect(out).toContain('request 6: 429 remaining=0 retry-after=12s {"error":{"code":"ERATELIMITED"');

@@ -62,6 +62,8 @@ export interface ProxyRequestEndMessage {
   readonly req: IncomingMessage;
   readonly requestId: string | undefined;
   readonly statusCode: number;
+  /** The endpoint whose answer was relayed; undefined when the proxy answered itself. */
+  readonly endpoint: string | undefined;
   readonly durationMs: number;
 }
 

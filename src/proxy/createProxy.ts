@@ -71,6 +71,8 @@ class ReverseProxy implements ProxyContract, UpgradeHost {
   readonly affinity: Affinity;
   readonly #mcp: McpSessionRouter | undefined;
   readonly #servers = new ProxyServers();
+  /** Which endpoint answered a request, kept only while someone listens for request ends. */
+  readonly #answeredBy = new WeakMap<IncomingMessage, string>();
   #inflight = 0;
   #closing = false;
 
@@ -139,6 +141,7 @@ class ReverseProxy implements ProxyContract, UpgradeHost {
         req,
         requestId: typeof id === 'string' ? id : undefined,
         statusCode: res.statusCode,
+        endpoint: this.#answeredBy.get(req),
         durationMs: this.settings.clock.now() - started,
       };
       proxyRequestEndChannel.publish(message);
@@ -267,6 +270,7 @@ class ReverseProxy implements ProxyContract, UpgradeHost {
       try {
         await cluster.stream(options, (head) => {
           mcp?.learn(cluster, req, head, session);
+          if (proxyRequestEndChannel.hasSubscribers) this.#answeredBy.set(req, head.endpoint.id);
           // A client gone while the upstream was thinking: the destroyed response stops the upstream.
           if (res.destroyed) return res;
           const cookie =

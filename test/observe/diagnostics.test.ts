@@ -59,10 +59,10 @@ describe('diagnostics channels', () => {
       expect(await response.text()).toBe('ok');
     }
     expect(starts.map((m) => m.requestId)).toEqual(['id-0', 'id-1', 'id-2']);
-    expect(ends.map((m) => [m.requestId, m.statusCode])).toEqual([
-      ['id-0', 200],
-      ['id-1', 200],
-      ['id-2', 200],
+    expect(ends.map((m) => [m.requestId, m.statusCode, m.endpoint])).toEqual([
+      ['id-0', 200, 'live'],
+      ['id-1', 200, 'live'],
+      ['id-2', 200, 'live'],
     ]);
     expect(ends.every((m) => m.durationMs >= 0)).toBe(true);
     // The first request tried the dead endpoint, was requeued, and it was ejected.
