@@ -1,7 +1,12 @@
 import { defineConfig } from 'tsup';
 
 export default defineConfig({
-  entry: { index: 'src/index.ts', mcp: 'src/mcp/index.ts', redis: 'src/redis/index.ts' },
+  entry: {
+    index: 'src/index.ts',
+    mcp: 'src/mcp/index.ts',
+    redis: 'src/redis/index.ts',
+    prometheus: 'src/prometheus/index.ts',
+  },
   format: ['esm', 'cjs'],
   dts: true,
   sourcemap: true,

@@ -165,7 +165,7 @@ describe('package', () => {
     expect(readFileSync(new URL('index.d.ts', dist), 'utf8')).toMatch(
       /\bB as Balancer\b|interface Balancer</,
     );
-    for (const entry of ['index', 'mcp', 'redis']) {
+    for (const entry of ['index', 'mcp', 'redis', 'prometheus']) {
       expect(existsSync(new URL(`${entry}.d.cts`, dist))).toBe(true);
     }
   });
@@ -199,9 +199,11 @@ describe('package', () => {
             "import { createCluster } from 'mcgravity';",
             "import { createMcpFetch } from 'mcgravity/mcp';",
             "import { RedisStore } from 'mcgravity/redis';",
+            "import { registerMcgravityMetrics } from 'mcgravity/prometheus';",
             "const cluster = createCluster({ backends: ['http://127.0.0.1:1'], slowStartMs: '30s' });",
             'export const fetcher: typeof createMcpFetch = createMcpFetch;',
             'export const store: typeof RedisStore = RedisStore;',
+            'export const metrics: typeof registerMcgravityMetrics = registerMcgravityMetrics;',
             'export const name: string = cluster.name;',
           ].join('\n'),
         );

@@ -7,7 +7,7 @@
  */
 import type { Cluster } from '../cluster/Cluster.js';
 import type { RateLimiter } from '../limit/RateLimiter.js';
-import { Exposition, type Labels } from '../observe/exposition.js';
+import { Exposition, type Labels, type MetricFamily } from '../observe/exposition.js';
 
 /** What {@link renderPrometheus} reports on. */
 export interface MetricsSources {
@@ -29,7 +29,22 @@ export interface ProxyMetricsSource {
 
 /** Renders every metric as Prometheus text. */
 export function renderPrometheus(sources: MetricsSources): string {
-  const out = new Exposition();
+  const text = new Exposition();
+  for (const { name, type, help, samples } of metricFamilies(sources)) text.family(name, type, help, samples);
+  return text.toString();
+}
+
+/** Every metric family of `sources`, read from their stats now (the text endpoint and prom-client share it). */
+export function metricFamilies(sources: MetricsSources): MetricFamily[] {
+  const families: MetricFamily[] = [];
+  const out = {
+    family: (
+      name: string,
+      type: 'counter' | 'gauge',
+      help: string,
+      samples: readonly (readonly [Labels, number])[],
+    ) => families.push({ name, type, help, samples }),
+  };
   const clusters = Object.entries(sources.clusters).map(
     ([name, cluster]) => [name, cluster.stats()] as const,
   );
@@ -224,5 +239,5 @@ export function renderPrometheus(sources: MetricsSources): string {
       );
     }
   }
-  return out.toString();
+  return families;
 }

@@ -20,11 +20,24 @@ export function formatValue(value: number): string {
   return String(value);
 }
 
+/** One metric family: its name, type, help text and labelled samples. */
+export interface MetricFamily {
+  readonly name: string;
+  readonly type: 'counter' | 'gauge';
+  readonly help: string;
+  readonly samples: readonly (readonly [Labels, number])[];
+}
+
 /** Builds the text of a scrape, family by family. */
 export class Exposition {
   readonly #lines: string[] = [];
 
-  family(name: string, type: 'counter' | 'gauge', help: string, samples: readonly [Labels, number][]): void {
+  family(
+    name: string,
+    type: 'counter' | 'gauge',
+    help: string,
+    samples: readonly (readonly [Labels, number])[],
+  ): void {
     this.#lines.push(`# HELP ${name} ${help}`, `# TYPE ${name} ${type}`);
     for (const [labels, value] of samples) {
       const entries = Object.entries(labels);
