@@ -6,6 +6,7 @@ export default defineConfig({
     mcp: 'src/mcp/index.ts',
     redis: 'src/redis/index.ts',
     prometheus: 'src/prometheus/index.ts',
+    fastify: 'src/fastify/index.ts',
   },
   format: ['esm', 'cjs'],
   dts: true,

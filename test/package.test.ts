@@ -123,6 +123,7 @@ describe('package', () => {
   it.each([
     ['mcp', 'createMcpFetch', '@modelcontextprotocol'],
     ['redis', 'RedisStore', 'ioredis'],
+    ['fastify', 'mcgravity', 'node_modules/fastify/'],
   ])(
     'serves mcgravity/%s from both builds, without loading %s’s optional dependency',
     async (subpath, name, dependency) => {
@@ -165,7 +166,7 @@ describe('package', () => {
     expect(readFileSync(new URL('index.d.ts', dist), 'utf8')).toMatch(
       /\bB as Balancer\b|interface Balancer</,
     );
-    for (const entry of ['index', 'mcp', 'redis', 'prometheus']) {
+    for (const entry of ['index', 'mcp', 'redis', 'prometheus', 'fastify']) {
       expect(existsSync(new URL(`${entry}.d.cts`, dist))).toBe(true);
     }
   });
@@ -200,10 +201,12 @@ describe('package', () => {
             "import { createMcpFetch } from 'mcgravity/mcp';",
             "import { RedisStore } from 'mcgravity/redis';",
             "import { registerMcgravityMetrics } from 'mcgravity/prometheus';",
+            "import { mcgravity } from 'mcgravity/fastify';",
             "const cluster = createCluster({ backends: ['http://127.0.0.1:1'], slowStartMs: '30s' });",
             'export const fetcher: typeof createMcpFetch = createMcpFetch;',
             'export const store: typeof RedisStore = RedisStore;',
             'export const metrics: typeof registerMcgravityMetrics = registerMcgravityMetrics;',
+            'export const plugin: typeof mcgravity = mcgravity;',
             'export const name: string = cluster.name;',
           ].join('\n'),
         );
