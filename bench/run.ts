@@ -1,10 +1,11 @@
 /**
- * `npm run bench [suite…]`: runs the benchmark suites and prints their tables. Suites: pick, disruption, resilience, proxy, mcp.
+ * `npm run bench [suite…]`: runs the benchmark suites and prints their tables. Suites: pick, disruption, resilience, proxy, mcp, headers.
  * Run with `--expose-gc` (the npm script does) so heap figures start from a collected heap.
  */
 
 import { runDisruptionBench } from './disruption.js';
 import { machineLine } from './harness.js';
+import { runHeadersBench } from './headers.js';
 import { runMcpBench } from './mcp.js';
 import { runPickBench } from './pick.js';
 import { runProxyBench } from './proxy.js';
@@ -16,6 +17,7 @@ const suites: Record<string, () => string | Promise<string>> = {
   resilience: runResilienceBench,
   proxy: runProxyBench,
   mcp: runMcpBench,
+  headers: runHeadersBench,
 };
 
 const wanted = process.argv.slice(2);

@@ -8,9 +8,11 @@
  * - a number n: the n proxies nearest to us; the client is the entry n hops from the right.
  * - a list of addresses and CIDRs (`'10.0.0.0/8'`, `'::1'`): peers and hops in it are proxies.
  *
- * The same rules as Express's `trust proxy`, on `net.BlockList` for address matching.
+ * The same rules as Express's `trust proxy`; address lists are matched by `proxy-addr`, the package
+ * Express itself uses (it also accepts IPv4-mapped IPv6 peers against IPv4 ranges).
  */
 import net from 'node:net';
+import proxyaddr from 'proxy-addr';
 import { describeValue } from '../core/validate.js';
 
 /** The `trustProxy` setting. */
@@ -39,7 +41,8 @@ export function compileTrust(setting: TrustProxy | undefined): TrustFunction {
       `trustProxy must be a boolean, a hop count or a list of addresses, got ${describeValue(setting)}`,
     );
   }
-  const list = new net.BlockList();
+  // Checked here for errors that name the entry; matched by proxy-addr's compiled list, which
+  // measured three times faster per hop than net.BlockList (docs/benchmarks.md, "Header readings").
   for (const entry of setting) {
     if (typeof entry !== 'string')
       throw new TypeError(`trustProxy entries must be strings, got ${describeValue(entry)}`);
@@ -47,21 +50,14 @@ export function compileTrust(setting: TrustProxy | undefined): TrustFunction {
     const family = net.isIP(address);
     if (family === 0)
       throw new TypeError(`trustProxy entry ${JSON.stringify(entry)} is not an IP address or CIDR`);
-    const type = family === 4 ? 'ipv4' : 'ipv6';
-    if (bits === undefined) list.addAddress(address, type);
-    else {
+    if (bits !== undefined) {
       const prefix = Number(bits);
       if (!Number.isInteger(prefix) || prefix < 0 || prefix > (family === 4 ? 32 : 128)) {
         throw new TypeError(`trustProxy entry ${JSON.stringify(entry)} has a bad prefix length`);
       }
-      list.addSubnet(address, prefix, type);
     }
   }
-  return (address) => {
-    const plain = plainAddress(address);
-    const family = net.isIP(plain);
-    return family !== 0 && list.check(plain, family === 4 ? 'ipv4' : 'ipv6');
-  };
+  return proxyaddr.compile([...setting]);
 }
 
 /**
