@@ -69,11 +69,6 @@ export class Attempt {
     }
   }
 
-  /** True once the try has been released. */
-  get ended(): boolean {
-    return this.#ended;
-  }
-
   /**
    * Takes a slot in the endpoint's connection pool. When its queue is full, the try ends as failed
    * and `EOVERLOADED` is thrown.

@@ -101,6 +101,12 @@ export class Cluster extends EventEmitter<ClusterEvents> {
     const panicThreshold = optionalNumber(options.panicThreshold, 'panicThreshold', 50, { min: 0, max: 100 });
     this.#statsWindowMs = optionalDuration(options.statsWindowMs, 'statsWindowMs', 60_000);
     this.#retry = resolveRetry(options.retry, this.#clock, random, discardBody);
+    // Checked before the detectors and their timers are made, so that a refusal leaves nothing behind.
+    if (options.backends.length === 0 && options.allowEmpty !== true) {
+      throw new TypeError(
+        `cluster ${this.name}: backends is empty; give at least one, or allowEmpty: true to add them later`,
+      );
+    }
     if (options.outlierDetection !== false) {
       this.#outliers = new OutlierDetector({ ...(options.outlierDetection ?? {}), clock: this.#clock });
     }
@@ -164,11 +170,6 @@ export class Cluster extends EventEmitter<ClusterEvents> {
     publishCluster(this.name, this, this.#retry);
     const logger = optionalLogger(options.logger);
     if (logger !== undefined) logCluster(this.name, this, logger, this.#health, this.#retry, this.#clock);
-    if (options.backends.length === 0 && options.allowEmpty !== true) {
-      throw new TypeError(
-        `cluster ${this.name}: backends is empty; give at least one, or allowEmpty: true to add them later`,
-      );
-    }
     options.backends.forEach((backend, i) => {
       this.#add(backend, `backends[${i}]`, false);
     });

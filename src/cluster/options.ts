@@ -98,8 +98,9 @@ export interface ClusterRequestOptions {
   idempotent?: boolean;
   signal?: AbortSignal;
   /**
-   * Time to the response headers, per attempt, enforced by undici itself (no timer or signal of
-   * ours): a late answer fails as a `timeout`, which the retry policy may retry elsewhere.
+   * Time to the response headers, per attempt, timed to the millisecond by one shared timer per
+   * duration (`stream()` from the moment the request is written, `request()` from its dispatch): a
+   * late answer fails as a `timeout` (`EUPSTREAMTIMEOUT`), which the retry policy may retry elsewhere.
    */
   headersTimeoutMs?: number;
 }

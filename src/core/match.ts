@@ -46,15 +46,25 @@ export function headerMatchers(headers: Record<string, TextMatch>, option: strin
   );
 }
 
-/** True when every header condition holds (repeated headers are joined with `, `). */
+/**
+ * The first header condition that does not hold (the header is missing or does not match), or
+ * undefined when all hold. Repeated headers are joined with `, `.
+ */
+export function firstMismatch(
+  matchers: HeaderMatchers,
+  headers: Readonly<Record<string, string | string[] | undefined>>,
+): string | undefined {
+  for (const [name, matches] of matchers) {
+    const raw = headers[name];
+    if (raw === undefined || !matches(Array.isArray(raw) ? raw.join(', ') : raw)) return name;
+  }
+  return undefined;
+}
+
+/** True when every header condition holds. */
 export function headersMatch(
   matchers: HeaderMatchers,
   headers: Readonly<Record<string, string | string[] | undefined>>,
 ): boolean {
-  for (const [name, matches] of matchers) {
-    const raw = headers[name];
-    if (raw === undefined) return false;
-    if (!matches(Array.isArray(raw) ? raw.join(', ') : raw)) return false;
-  }
-  return true;
+  return firstMismatch(matchers, headers) === undefined;
 }

@@ -7,7 +7,7 @@
 import net from 'node:net';
 import { request } from 'undici';
 import { failureKind } from '../core/failures.js';
-import { headerMatchers, headersMatch, textMatcher } from '../core/match.js';
+import { firstMismatch, headerMatchers, textMatcher } from '../core/match.js';
 import { describeValue } from '../core/validate.js';
 import type { HealthCheckFunction, HealthCheckOptions } from './HealthMonitor.js';
 
@@ -51,11 +51,10 @@ export function httpCheck(options: HealthCheckOptions): HealthCheckFunction {
     const statusOk = statuses.some(([low, high]) => status >= low && status <= high);
     if (!statusOk || expectBody === undefined) await response.body.dump();
     if (!statusOk) throw new HealthCheckFailure(`status ${status}`);
-    for (const condition of expectHeaders) {
-      if (!headersMatch([condition], response.headers)) {
-        if (expectBody !== undefined) await response.body.dump();
-        throw new HealthCheckFailure(`header ${condition[0]} mismatch`);
-      }
+    const mismatch = firstMismatch(expectHeaders, response.headers);
+    if (mismatch !== undefined) {
+      if (expectBody !== undefined) await response.body.dump();
+      throw new HealthCheckFailure(`header ${mismatch} mismatch`);
     }
     if (expectBody === undefined) return true;
     const body = await readUpTo(response.body, MAX_BODY_BYTES);

@@ -15,7 +15,7 @@ import { forwardedFor } from './trust.js';
 export interface Refusal {
   readonly code: ErrorCode;
   readonly message: string;
-  readonly status?: number;
+  readonly status: number;
 }
 
 /** A request that may go on: its route, its path and query, and where it came from. */
@@ -25,21 +25,21 @@ export interface Admitted {
   readonly from: ClientAddress;
 }
 
-const CLOSING: Refusal = { code: 'ECLOSED', message: 'proxy is shutting down' };
-const BAD_TARGET: Refusal = { code: 'EBADREQUEST', message: 'malformed request target' };
+const CLOSING: Refusal = { code: 'ECLOSED', message: 'proxy is shutting down', status: 503 };
+const BAD_TARGET: Refusal = { code: 'EBADREQUEST', message: 'malformed request target', status: 400 };
 /** No route matched: Express middleware hands such a request on (`next()`). */
 export const NO_ROUTE: Refusal = {
   code: 'ENOUPSTREAM',
   message: 'no route matches this request',
   status: 404,
 };
-export const RATE_LIMITED: Refusal = { code: 'ERATELIMITED', message: 'rate limit exceeded' };
+export const RATE_LIMITED: Refusal = { code: 'ERATELIMITED', message: 'rate limit exceeded', status: 429 };
 
 /** The route and client of `req`, or why it is refused (the rate limit aside: see {@link consumeLimit}). */
 export function admit(req: IncomingMessage, settings: ProxySettings, closing: boolean): Admitted | Refusal {
   if (closing) return CLOSING;
   const bad = malformation(req);
-  if (bad !== undefined) return { code: 'EBADREQUEST', message: bad };
+  if (bad !== undefined) return { code: 'EBADREQUEST', message: bad, status: 400 };
   // The path and query only: an absolute-form target never chooses the host we connect to.
   const path = targetPath(req.url ?? '/');
   if (path === undefined) return BAD_TARGET;

@@ -181,13 +181,7 @@ class ReverseProxy implements ProxyContract, UpgradeHost {
       if (admitted === NO_ROUTE && next !== undefined) return next();
       if (admitted.code === 'ECLOSED' || admitted.code === 'EBADREQUEST')
         res.setHeader('connection', 'close');
-      sendError(
-        res,
-        admitted.code,
-        admitted.message,
-        requestId,
-        admitted.status === undefined ? {} : { status: admitted.status },
-      );
+      sendError(res, admitted.code, admitted.message, requestId, { status: admitted.status });
       return;
     }
     const limited = consumeLimit(admitted, settings, req);

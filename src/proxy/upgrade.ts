@@ -46,13 +46,7 @@ export async function proxyUpgrade(
   const requestId = requestIdOf(req, settings.requestIdHeader);
   const admitted = admit(req, settings, host.closing);
   if (isRefusal(admitted)) {
-    sendSocketError(
-      socket,
-      admitted.code,
-      admitted.message,
-      requestId,
-      admitted.status === undefined ? {} : { status: admitted.status },
-    );
+    sendSocketError(socket, admitted.code, admitted.message, requestId, { status: admitted.status });
     return;
   }
   const decision = consumeLimit(admitted, settings, req);
