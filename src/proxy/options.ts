@@ -114,9 +114,10 @@ export interface ProxyOptions {
   /**
    * Secret for affinity cookies and stateless MCP session tokens; share it between proxy replicas (16
    * characters at least). Without one, a random secret is made and a warning says that its tokens are
-   * valid in this process only. @default random per process
+   * valid in this process only. `undefined` counts as not given, so `process.env.AFFINITY_SECRET`
+   * can be passed as it is. @default random per process
    */
-  affinitySecret?: string;
+  affinitySecret?: string | undefined;
   rateLimit?: ProxyRateLimit;
   timeouts?: ProxyTimeouts;
   /** Whose X-Forwarded-* headers to believe; see trust.ts. @default false */

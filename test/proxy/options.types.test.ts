@@ -32,4 +32,9 @@ describe('ProxyOptions types', () => {
     // A hook's return value is ignored: changes are made in place.
     expectTypeOf<ReturnType<NonNullable<ProxyOptions['onError']>>>().toEqualTypeOf<void>();
   });
+
+  it('takes an environment variable as the affinity secret, set or not', () => {
+    // `exactOptionalPropertyTypes` would refuse `string | undefined` for a plain optional `string`.
+    expectTypeOf<{ affinitySecret: string | undefined }>().toExtend<ProxyOptions>();
+  });
 });
