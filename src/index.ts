@@ -103,6 +103,7 @@ export type {
 export type { LatencySummary } from './observe/LatencyWindow.js';
 export { Pool, type PoolOptions, type PoolStats } from './pool/Pool.js';
 export {
+  type AccessLogEntry,
   type CookieAffinity,
   createProxy,
   type McpAffinity,

@@ -289,6 +289,7 @@ export class Cluster extends EventEmitter<ClusterEvents> {
       idempotent: options.idempotent === true,
       signal: options.signal,
       tried,
+      excluded: 0,
       pinned: false,
     });
   }

@@ -28,6 +28,8 @@ export interface ClusterStreamHead {
   readonly headers: Record<string, string | string[] | undefined>;
   /** The endpoint that answered. */
   readonly endpoint: Endpoint;
+  /** Which try answered: 1 for the first, 2 for the first retry… */
+  readonly attempt: number;
   /** Body bytes written to the factory's Writable so far: stops growing when either side stalls. */
   readonly bytesRelayed: number;
 }
@@ -58,6 +60,8 @@ export class ResponseRelay implements Dispatcher.DispatchHandler, ClusterStreamH
   deadlinePrev: DeadlineItem | undefined;
   deadlineNext: DeadlineItem | undefined;
   readonly #attempt: Attempt;
+  /** Which try of its call this is (1 for the first). */
+  readonly attempt: number;
   /** The first-byte timeout's queue, if the call has one. */
   readonly #deadlines: DeadlineQueue | undefined;
   readonly #mightRetry: MightRetry;
@@ -87,6 +91,7 @@ export class ResponseRelay implements Dispatcher.DispatchHandler, ClusterStreamH
 
   constructor(
     attempt: Attempt,
+    attemptNumber: number,
     deadlines: DeadlineQueue | undefined,
     mightRetry: MightRetry,
     factory: ClusterStreamFactory,
@@ -96,6 +101,7 @@ export class ResponseRelay implements Dispatcher.DispatchHandler, ClusterStreamH
     rejectHead: (error: unknown) => void,
   ) {
     this.#attempt = attempt;
+    this.attempt = attemptNumber;
     this.#deadlines = deadlines;
     this.#mightRetry = mightRetry;
     this.#factory = factory;

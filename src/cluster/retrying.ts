@@ -18,6 +18,8 @@ export interface RetryingCall<T> {
   readonly signal: AbortSignal | undefined;
   /** Endpoints tried so far (the attempts add to it). */
   readonly tried: ReadonlySet<string>;
+  /** How many of `tried` the caller excluded before the first attempt (the rest are attempts). */
+  readonly excluded: number;
   /** Pinned to one endpoint (a session's owner): never retried elsewhere. */
   readonly pinned: boolean;
 }
@@ -67,6 +69,8 @@ function retrying<T>(
   if (call.signal !== undefined) options.signal = call.signal;
   const run = first === undefined ? retry.execute(again, options) : retry.resume(first, again, options);
   return run.catch((error: unknown) => {
-    throw isMcgravityError(error, 'ENOUPSTREAM') && lastFailure !== undefined ? lastFailure : error;
+    const failure = isMcgravityError(error, 'ENOUPSTREAM') && lastFailure !== undefined ? lastFailure : error;
+    if (isMcgravityError(failure)) failure.attempts = call.tried.size - call.excluded;
+    throw failure;
   });
 }

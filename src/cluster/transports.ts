@@ -92,7 +92,14 @@ export function requestCall(
     responseBody.on('error', ignoreError);
     return { statusCode: response.statusCode, headers: response.headers, body: response.body, endpoint };
   };
-  return { attempt, idempotent, signal: options.signal, tried, pinned: options.pin !== undefined };
+  return {
+    attempt,
+    idempotent,
+    signal: options.signal,
+    tried,
+    excluded: options.exclude?.size ?? 0,
+    pinned: options.pin !== undefined,
+  };
 }
 
 /** `stream()`: each try dispatches through a {@link ResponseRelay} into the factory's Writable. */
@@ -107,6 +114,7 @@ export function streamCall(
   if (typeof factory !== 'function') return new TypeError('stream() needs a factory function');
   const { method, body, idempotent } = shape;
   const tried = new Set<string>(options.exclude);
+  const excluded = tried.size;
   const dispatchOptions: Dispatcher.DispatchOptions = {
     method: method as Dispatcher.HttpMethod,
     path: options.path,
@@ -129,6 +137,7 @@ export function streamCall(
       }
       const relay = new ResponseRelay(
         current,
+        tried.size - excluded,
         deadlines,
         mightRetry,
         factory,
@@ -142,7 +151,14 @@ export function streamCall(
       dispatchOptions.path = prefix === '' ? options.path : prefix + options.path;
       current.endpoint.pool.dispatcher.dispatch(dispatchOptions, relay);
     });
-  return { attempt, idempotent, signal: options.signal, tried, pinned: options.pin !== undefined };
+  return {
+    attempt,
+    idempotent,
+    signal: options.signal,
+    tried,
+    excluded: options.exclude?.size ?? 0,
+    pinned: options.pin !== undefined,
+  };
 }
 
 /** One attempt's first-byte timeout for `request()`: an abort signal fired by a {@link DeadlineQueue}. */
@@ -243,6 +259,7 @@ export function fetchCall(
     idempotent,
     signal: init.signal ?? request?.signal ?? undefined,
     tried,
+    excluded: init.exclude?.size ?? 0,
     pinned: pin !== undefined,
   };
 }

@@ -93,6 +93,11 @@ export class McgravityError extends Error {
   readonly statusCode: number;
   /** Where the upstream call failed, when the error says so. */
   readonly phase: UpstreamPhase | undefined;
+  /**
+   * Tries a cluster call made before it failed with this error, when it went through the retry
+   * machinery (an error of a call without retries leaves it undefined: one try, or none).
+   */
+  attempts: number | undefined;
 
   constructor(code: ErrorCode, message: string, options: McgravityErrorOptions = {}) {
     super(message, options.cause === undefined ? undefined : { cause: options.cause });
@@ -100,6 +105,7 @@ export class McgravityError extends Error {
     this.code = code;
     this.statusCode = options.statusCode ?? errorStatus[code];
     this.phase = options.phase;
+    this.attempts = undefined;
   }
 }
 

@@ -49,6 +49,12 @@ export function readBody(
   });
 }
 
+/** A request body on its way upstream, counting what passed. */
+export interface LimitedBody extends Transform {
+  /** Body bytes received from the client so far. */
+  readonly received: number;
+}
+
 /** Streams a large or chunked body, cutting it off past `maxBytes` (413) or when it goes idle (408). */
 export function limitBody(
   req: IncomingMessage,
@@ -57,12 +63,11 @@ export function limitBody(
   maxBytes: number,
   sweeper: IdleSweeper,
   clock: Clock,
-): Transform {
-  let size = 0;
+): LimitedBody {
   const limiter = new Transform({
     transform(chunk: Buffer, _encoding, callback) {
       watched.lastActivity = clock.now();
-      size += chunk.length;
+      const size = (limiter.received += chunk.length);
       if (size > maxBytes) {
         const error = new McgravityError('EBODYTOOLARGE', `request body over ${maxBytes} bytes`);
         res.setHeader('connection', 'close');
@@ -72,7 +77,8 @@ export function limitBody(
       }
       callback(null, chunk);
     },
-  });
+  }) as Transform & { received: number };
+  limiter.received = 0;
   // A client that stops sending its body mid-way holds an upstream request open: cut it.
   const watched: Watched = sweeper.watch(() => {
     res.setHeader('connection', 'close');

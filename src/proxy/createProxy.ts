@@ -19,7 +19,7 @@ import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import type { Duplex, Transform } from 'node:stream';
 import type { Cluster, ClusterRequestOptions } from '../cluster/Cluster.js';
 import { type Duration, optionalDuration } from '../core/duration.js';
-import { McgravityError } from '../core/errors.js';
+import { type ErrorCode, isMcgravityError, McgravityError } from '../core/errors.js';
 import { setRateLimitHeaders } from '../limit/headers.js';
 import { ownerGoneReason } from '../mcp/ownerGone.js';
 import { type McpAffinity, McpSessionRouter } from '../mcp/router.js';
@@ -31,10 +31,11 @@ import {
 } from '../observe/diagnostics.js';
 import { admit, consumeLimit, isRefusal, NO_ROUTE, RATE_LIMITED } from './admission.js';
 import { Affinity, checkKeyedAffinity } from './affinity.js';
-import { consumedBody, limitBody, readBody } from './body.js';
+import { consumedBody, type LimitedBody, limitBody, readBody } from './body.js';
 import { requestIdOf, upstreamHeaders, upstreamPathOf, writeResponseHead } from './forwarding.js';
 import type { Watched } from './IdleSweeper.js';
 import type {
+  AccessLogEntry,
   Proxy as ProxyContract,
   ProxyOptions,
   ProxySettings,
@@ -51,6 +52,7 @@ export type { McpAffinity } from '../mcp/router.js';
 export type { CookieAffinity } from './affinity.js';
 export { targetPath } from './forwarding.js';
 export type {
+  AccessLogEntry,
   Proxy,
   ProxyErrorInfo,
   ProxyOptions,
@@ -60,6 +62,28 @@ export type {
   UpstreamRequest,
   UpstreamResponse,
 } from './options.js';
+
+/** What a request's end reports (access log, diagnostics), filled in as the request goes. */
+interface RequestRecord {
+  client: string | undefined;
+  /** The request body: its size, or the stream that counts it. */
+  body: number | LimitedBody;
+  cluster: string | undefined;
+  endpoint: string | undefined;
+  attempts: number;
+  error: ErrorCode | undefined;
+}
+
+function newRecord(): RequestRecord {
+  return {
+    client: undefined,
+    body: 0,
+    cluster: undefined,
+    endpoint: undefined,
+    attempts: 0,
+    error: undefined,
+  };
+}
 
 /** Creates a reverse proxy. */
 export function createProxy(options: ProxyOptions): ProxyContract {
@@ -71,8 +95,6 @@ class ReverseProxy implements ProxyContract, UpgradeHost {
   readonly affinity: Affinity;
   readonly #mcp: McpSessionRouter | undefined;
   readonly #servers = new ProxyServers();
-  /** Which endpoint answered a request, kept only while someone listens for request ends. */
-  readonly #answeredBy = new WeakMap<IncomingMessage, string>();
   #inflight = 0;
   #closing = false;
 
@@ -124,29 +146,77 @@ class ReverseProxy implements ProxyContract, UpgradeHost {
     res: ServerResponse,
     next: ((error?: unknown) => void) | undefined,
   ): Promise<void> => {
-    const started = proxyRequestEndChannel.hasSubscribers ? this.settings.clock.now() : -1;
-    const handled = this.#handle(req, res, next).catch((error: unknown) => {
-      this.settings.logger?.error(
+    const settings = this.settings;
+    const published = proxyRequestEndChannel.hasSubscribers;
+    // What the request's end reports; made only when an access log or a subscriber wants it.
+    const record = published || settings.accessLog !== undefined ? newRecord() : undefined;
+    if (record !== undefined && settings.accessLog !== undefined)
+      this.#logWhenClosed(req, res, record, settings.accessLog);
+    const started = published ? settings.clock.now() : -1;
+    const handled = this.#handle(req, res, next, record).catch((error: unknown) => {
+      settings.logger?.error(
         { err: error, method: req.method, url: req.url },
         'proxy failed to handle a request',
       );
+      if (record !== undefined) record.error = 'EINTERNAL';
       if (!res.destroyed && !res.writableEnded)
         sendError(res, 'EINTERNAL', 'proxy failed to handle the request', undefined);
     });
     if (started < 0) return handled;
     return handled.then(() => {
-      const header = this.settings.requestIdHeader;
-      const id = header === undefined ? undefined : res.getHeader(header);
       const message: ProxyRequestEndMessage = {
         req,
-        requestId: typeof id === 'string' ? id : undefined,
+        requestId: this.#requestIdSent(res),
         statusCode: res.statusCode,
-        endpoint: this.#answeredBy.get(req),
-        durationMs: this.settings.clock.now() - started,
+        endpoint: record?.endpoint,
+        durationMs: settings.clock.now() - started,
       };
       proxyRequestEndChannel.publish(message);
     });
   };
+
+  #requestIdSent(res: ServerResponse): string | undefined {
+    const header = this.settings.requestIdHeader;
+    const id = header === undefined ? undefined : res.getHeader(header);
+    return typeof id === 'string' ? id : undefined;
+  }
+
+  /** Hands `log` the request's entry once its response is closed (sent, or its client gone). */
+  #logWhenClosed(
+    req: IncomingMessage,
+    res: ServerResponse,
+    record: RequestRecord,
+    log: (entry: AccessLogEntry) => void,
+  ): void {
+    const clock = this.settings.clock;
+    const started = clock.now();
+    const time = new Date().toISOString();
+    const socket = req.socket;
+    const writtenBefore = socket.bytesWritten;
+    res.once('close', () => {
+      const entry: AccessLogEntry = {
+        time,
+        requestId: this.#requestIdSent(res),
+        client: record.client ?? socket.remoteAddress ?? '',
+        method: req.method ?? '',
+        path: req.url ?? '',
+        status: res.headersSent ? res.statusCode : 0,
+        cluster: record.cluster,
+        endpoint: record.endpoint,
+        attempts: record.attempts,
+        durationMs: clock.now() - started,
+        bytesIn: typeof record.body === 'number' ? record.body : record.body.received,
+        bytesOut: socket.bytesWritten - writtenBefore,
+        userAgent: req.headers['user-agent'],
+        error: record.error ?? (res.writableFinished ? undefined : 'EABORTED'),
+      };
+      try {
+        log(entry);
+      } catch (error) {
+        this.settings.logger?.error({ err: error }, 'accessLog threw');
+      }
+    });
+  }
 
   upgrade = (req: IncomingMessage, socket: Duplex, head: Buffer): void => {
     proxyUpgrade(this, req, socket, head).catch(() => socket.destroy());
@@ -168,7 +238,12 @@ class ReverseProxy implements ProxyContract, UpgradeHost {
     return this.#mcp?.sessions() ?? {};
   }
 
-  async #handle(req: IncomingMessage, res: ServerResponse, next?: (error?: unknown) => void): Promise<void> {
+  async #handle(
+    req: IncomingMessage,
+    res: ServerResponse,
+    next: ((error?: unknown) => void) | undefined,
+    record: RequestRecord | undefined,
+  ): Promise<void> {
     const settings = this.settings;
     const requestId = requestIdOf(req, settings.requestIdHeader);
     if (requestId !== undefined) res.setHeader(settings.requestIdHeader as string, requestId);
@@ -179,6 +254,7 @@ class ReverseProxy implements ProxyContract, UpgradeHost {
     const admitted = admit(req, settings, this.#closing);
     if (isRefusal(admitted)) {
       if (admitted === NO_ROUTE && next !== undefined) return next();
+      if (record !== undefined) record.error = admitted.code;
       if (admitted.code === 'ECLOSED' || admitted.code === 'EBADREQUEST')
         res.setHeader('connection', 'close');
       sendError(res, admitted.code, admitted.message, requestId, { status: admitted.status });
@@ -189,6 +265,7 @@ class ReverseProxy implements ProxyContract, UpgradeHost {
       const decision = await limited;
       setRateLimitHeaders(res, decision);
       if (!decision.allowed) {
+        if (record !== undefined) record.error = RATE_LIMITED.code;
         sendError(res, RATE_LIMITED.code, RATE_LIMITED.message, requestId);
         return;
       }
@@ -210,6 +287,10 @@ class ReverseProxy implements ProxyContract, UpgradeHost {
 
     const { route } = admitted;
     const cluster = route.pick(req, settings.random());
+    if (record !== undefined) {
+      record.client = admitted.from.client;
+      record.cluster = cluster.name;
+    }
     let headers = upstreamHeaders(req, admitted.from, requestId, settings);
     if (parsed !== undefined) {
       delete headers['transfer-encoding'];
@@ -239,7 +320,7 @@ class ReverseProxy implements ProxyContract, UpgradeHost {
       const hasBody =
         (declared !== undefined && declared > 0) || req.headers['transfer-encoding'] !== undefined;
       const sweeper = route.sweeper;
-      let body: Buffer | Transform | null = null;
+      let body: Buffer | LimitedBody | null = null;
       if (parsed !== undefined) {
         if (parsed.length > 0) body = parsed;
       } else if (hasBody && declared !== undefined && declared <= settings.maxReplayBytes) {
@@ -247,6 +328,7 @@ class ReverseProxy implements ProxyContract, UpgradeHost {
       } else if (hasBody) {
         body = limitBody(req, res, requestId, settings.maxBodyBytes, sweeper, settings.clock);
       }
+      if (record !== undefined && body !== null) record.body = Buffer.isBuffer(body) ? body.length : body;
       const affinity = this.affinity.choose(cluster, req, admitted.from.client);
       let watched: Watched | undefined;
       // One object, filled in place: conditional spreads would allocate a throwaway object each.
@@ -264,7 +346,10 @@ class ReverseProxy implements ProxyContract, UpgradeHost {
       try {
         await cluster.stream(options, (head) => {
           mcp?.learn(cluster, req, head, session);
-          if (proxyRequestEndChannel.hasSubscribers) this.#answeredBy.set(req, head.endpoint.id);
+          if (record !== undefined) {
+            record.endpoint = head.endpoint.id;
+            record.attempts = head.attempt;
+          }
           // A client gone while the upstream was thinking: the destroyed response stops the upstream.
           if (res.destroyed) return res;
           const cookie =
@@ -278,6 +363,7 @@ class ReverseProxy implements ProxyContract, UpgradeHost {
               statusCode: head.statusCode,
               headers: head.headers,
               endpoint: head.endpoint,
+              attempt: head.attempt,
             };
             settings.onResponse(req, res, upstream);
             writeResponseHead(res, upstream.statusCode, upstream.headers, settings.via, cookie);
@@ -303,12 +389,22 @@ class ReverseProxy implements ProxyContract, UpgradeHost {
       )
         return;
       const { code, status, message } = classify(error);
+      const attempts =
+        isMcgravityError(error) && error.attempts !== undefined
+          ? error.attempts
+          : code === 'ENOUPSTREAM'
+            ? 0
+            : 1;
+      if (record !== undefined) {
+        record.error = code;
+        record.attempts = attempts;
+      }
       settings.logger?.warn(
         { err: error, requestId, cluster: cluster.name, code, status, method, path: upstreamPath },
         `upstream request failed: ${message}`,
       );
       if (settings.onError !== undefined) {
-        settings.onError(req, res, { code, status, message, requestId, cause: error });
+        settings.onError(req, res, { code, status, message, requestId, cause: error, attempts });
         if (res.headersSent || res.writableEnded) return;
       }
       sendError(res, code, message, requestId, { status });

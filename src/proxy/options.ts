@@ -45,6 +45,8 @@ export interface UpstreamResponse {
   headers: Record<string, string | string[] | undefined>;
   /** The endpoint that answered. */
   readonly endpoint: Endpoint;
+  /** Which try answered: 1 for the first, 2 for the first retry… */
+  readonly attempt: number;
 }
 
 /** An error the proxy is about to answer, for {@link ProxyOptions.onError}. */
@@ -55,6 +57,40 @@ export interface ProxyErrorInfo {
   readonly requestId: string | undefined;
   /** What went wrong, as it was raised. */
   readonly cause: unknown;
+  /** Tries made upstream (0 when no endpoint could be tried). */
+  readonly attempts: number;
+}
+
+/**
+ * One request, as {@link ProxyOptions.accessLog} receives it once its answer is sent (or the client
+ * left). Field names follow common access-log practice; write it as a JSON line as it is.
+ */
+export interface AccessLogEntry {
+  /** When the request arrived, ISO 8601. */
+  readonly time: string;
+  readonly requestId: string | undefined;
+  /** The client's address (after `trustProxy`). */
+  readonly client: string;
+  readonly method: string;
+  /** Path and query as the client sent them. */
+  readonly path: string;
+  /** Status sent; 0 when the client left before any. */
+  readonly status: number;
+  /** Cluster the request went to; undefined when the proxy answered before routing (404, 429…). */
+  readonly cluster: string | undefined;
+  /** Endpoint whose answer was sent; undefined when the proxy answered itself. */
+  readonly endpoint: string | undefined;
+  /** Tries made upstream (1 without retries; 0 when none was made). */
+  readonly attempts: number;
+  /** From arrival to the last byte sent, in milliseconds. */
+  readonly durationMs: number;
+  /** Request body bytes received from the client (the body as parsed, behind a body parser). */
+  readonly bytesIn: number;
+  /** Bytes written to the client (head and body). */
+  readonly bytesOut: number;
+  readonly userAgent: string | undefined;
+  /** The error code of a failed request (`EUPSTREAMTIMEOUT`…), or `EABORTED` when the client left. */
+  readonly error: ErrorCode | undefined;
 }
 
 /** Rate limiting in the proxy. */
@@ -151,6 +187,12 @@ export interface ProxyOptions {
    */
   onError?: (req: IncomingMessage, res: ServerResponse, error: ProxyErrorInfo) => void;
   /**
+   * Called once per request after its answer was sent or its client left, with an access-log entry.
+   * Keep it cheap and non-blocking (hand the entry to an asynchronous logger such as pino). Costs
+   * nothing when not set. @default none
+   */
+  accessLog?: (entry: AccessLogEntry) => void;
+  /**
    * A pino-compatible logger: upstream failures and unexpected errors, and, for the clusters the proxy
    * creates from options, everything a cluster logs (endpoint state, panic, breakers). @default silent
    */
@@ -213,6 +255,7 @@ export interface ProxySettings {
   readonly onRequest: ProxyOptions['onRequest'];
   readonly onResponse: ProxyOptions['onResponse'];
   readonly onError: ProxyOptions['onError'];
+  readonly accessLog: ProxyOptions['accessLog'];
   readonly logger: Logger | undefined;
   readonly affinitySecret: string | undefined;
   readonly clock: Clock;
@@ -238,6 +281,7 @@ const KNOWN = [
   'onRequest',
   'onResponse',
   'onError',
+  'accessLog',
   'logger',
   'clock',
   'random',
@@ -369,6 +413,7 @@ export function resolveProxyOptions(options: ProxyOptions): ProxySettings {
     onRequest: optionalHook(options.onRequest, 'onRequest'),
     onResponse: optionalHook(options.onResponse, 'onResponse'),
     onError: optionalHook(options.onError, 'onError'),
+    accessLog: optionalHook(options.accessLog, 'accessLog'),
     logger,
     clock,
     random,

@@ -30,6 +30,7 @@ function setup(mode: 'stateless' | 'table') {
     headers: session === undefined ? {} : { 'mcp-session-id': session },
     endpoint: cluster.endpoints.find((e) => e.id === endpoint) as ClusterStreamHead['endpoint'],
     bytesRelayed: 0,
+    attempt: 1,
   });
   return { cluster, router, request, answer };
 }
