@@ -67,8 +67,8 @@ export function limitBody(
   const limiter = new Transform({
     transform(chunk: Buffer, _encoding, callback) {
       watched.lastActivity = clock.now();
-      const size = (limiter.received += chunk.length);
-      if (size > maxBytes) {
+      limiter.received += chunk.length;
+      if (limiter.received > maxBytes) {
         const error = new McgravityError('EBODYTOOLARGE', `request body over ${maxBytes} bytes`);
         res.setHeader('connection', 'close');
         sendError(res, 'EBODYTOOLARGE', error.message, requestId);

@@ -16,7 +16,7 @@
  * Upgrades take the same steps in upgrade.ts; server.ts owns `listen()` and `close()`.
  */
 import type { IncomingMessage, Server, ServerResponse } from 'node:http';
-import type { Duplex, Transform } from 'node:stream';
+import type { Duplex } from 'node:stream';
 import type { Cluster, ClusterRequestOptions } from '../cluster/Cluster.js';
 import { type Duration, optionalDuration } from '../core/duration.js';
 import { type ErrorCode, isMcgravityError, McgravityError } from '../core/errors.js';
