@@ -96,6 +96,8 @@ class ReverseProxy implements ProxyContract, UpgradeHost {
   readonly #mcp: McpSessionRouter | undefined;
   readonly #servers = new ProxyServers();
   #inflight = 0;
+  /** Resolves close()'s wait once the last request in flight ends. */
+  #idle: (() => void) | undefined;
   #closing = false;
 
   constructor(options: ProxyOptions) {
@@ -226,10 +228,27 @@ class ReverseProxy implements ProxyContract, UpgradeHost {
     return this.#servers.listen(this.settings, this.handler, this.upgrade, port, host);
   }
 
+  attach(server: Server): void {
+    if (server === null || typeof server !== 'object' || typeof server.on !== 'function')
+      throw new TypeError('attach needs a node:http or node:https Server');
+    this.#servers.attach(server, this.settings, this.handler, this.upgrade);
+  }
+
+  detach(server: Server): void {
+    this.#servers.detach(server);
+  }
+
   async close(options: { timeoutMs?: Duration } = {}): Promise<void> {
     this.#closing = true;
     const timeoutMs = optionalDuration(options.timeoutMs, 'timeoutMs', 10_000);
-    await this.#servers.close(timeoutMs);
+    const idle =
+      this.#inflight === 0
+        ? undefined
+        : new Promise<void>((resolve) => {
+            this.#idle = resolve;
+          });
+    await this.#servers.close(timeoutMs, idle);
+    this.#idle = undefined;
     for (const sweeper of this.settings.sweepers) sweeper.close();
     await Promise.all(this.settings.owned.map((cluster) => cluster.close({ timeoutMs })));
   }
@@ -409,7 +428,7 @@ class ReverseProxy implements ProxyContract, UpgradeHost {
       }
       sendError(res, code, message, requestId, { status });
     } finally {
-      this.#inflight--;
+      if (--this.#inflight === 0 && this.#idle !== undefined) this.#idle();
     }
   }
 

@@ -210,9 +210,21 @@ export interface Proxy {
   /** Starts a `node:http` server on `port` (0 for any) and `host` (default 127.0.0.1). */
   listen(port: number, host?: string): Promise<Server>;
   /**
+   * Serves on a server you made, such as a `node:https` one: installs the request and upgrade
+   * listeners, the client timeouts (`timeouts.clientHeadersMs`; create the server with
+   * `connectionsCheckingInterval` of a second or less so that it is checked in time) and the answers
+   * to malformed heads. `close()` closes it like its own; {@link detach} hands it back.
+   */
+  attach(server: Server): void;
+  /**
+   * Stops serving on an attached server without closing it, so that another proxy can take it
+   * over (a configuration reload). Requests already in flight finish; `close()` waits for them.
+   */
+  detach(server: Server): void;
+  /**
    * Stops accepting (new requests and upgrades get 503), lets requests in flight finish for up to
-   * `timeoutMs` (default 10 s), then cuts what is left, WebSocket tunnels included, and closes what it
-   * created.
+   * `timeoutMs` (default 10 s; requests of a detached server or of Express middleware included),
+   * then cuts what is left, WebSocket tunnels included, and closes what it created.
    */
   close(options?: { timeoutMs?: Duration }): Promise<void>;
   /** Requests in flight. */
