@@ -90,7 +90,7 @@ describe('package', () => {
   }, 90_000);
 
   it('declares what a published library should', () => {
-    expect(pkg.files).toEqual(['dist']);
+    expect(pkg.files).toEqual(['dist', 'schema']);
     expect(pkg.sideEffects).toBe(false);
     expect(pkg.engines.node).toBe('>=20.19');
     const root = pkg.exports['.'] as Record<string, Record<string, string>>;

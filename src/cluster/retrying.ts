@@ -70,7 +70,23 @@ function retrying<T>(
   const run = first === undefined ? retry.execute(again, options) : retry.resume(first, again, options);
   return run.catch((error: unknown) => {
     const failure = isMcgravityError(error, 'ENOUPSTREAM') && lastFailure !== undefined ? lastFailure : error;
-    if (isMcgravityError(failure)) failure.attempts = call.tried.size - call.excluded;
+    countAttempts(failure, call.tried.size - call.excluded);
     throw failure;
   });
+}
+
+/**
+ * Records on a call's final error how many tries were made: {@link McgravityError.attempts}, or a
+ * non-enumerable `attempts` on another error (a connection error as undici raised it).
+ */
+function countAttempts(error: unknown, attempts: number): void {
+  if (isMcgravityError(error)) error.attempts = attempts;
+  else if (error instanceof Error)
+    Object.defineProperty(error, 'attempts', { value: attempts, configurable: true, writable: true });
+}
+
+/** The tries recorded on a cluster call's error; undefined when it went through no retries. */
+export function attemptsOf(error: unknown): number | undefined {
+  const attempts = (error as { attempts?: unknown } | null)?.attempts;
+  return typeof attempts === 'number' ? attempts : undefined;
 }

@@ -18,8 +18,9 @@
 import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import type { Duplex } from 'node:stream';
 import type { Cluster, ClusterRequestOptions } from '../cluster/Cluster.js';
+import { attemptsOf } from '../cluster/retrying.js';
 import { type Duration, optionalDuration } from '../core/duration.js';
-import { type ErrorCode, isMcgravityError, McgravityError } from '../core/errors.js';
+import { type ErrorCode, McgravityError } from '../core/errors.js';
 import { setRateLimitHeaders } from '../limit/headers.js';
 import { ownerGoneReason } from '../mcp/ownerGone.js';
 import { type McpAffinity, McpSessionRouter } from '../mcp/router.js';
@@ -408,12 +409,7 @@ class ReverseProxy implements ProxyContract, UpgradeHost {
       )
         return;
       const { code, status, message } = classify(error);
-      const attempts =
-        isMcgravityError(error) && error.attempts !== undefined
-          ? error.attempts
-          : code === 'ENOUPSTREAM'
-            ? 0
-            : 1;
+      const attempts = attemptsOf(error) ?? (code === 'ENOUPSTREAM' ? 0 : 1);
       if (record !== undefined) {
         record.error = code;
         record.attempts = attempts;

@@ -1,0 +1,179 @@
+/**
+ * `mcgravity`: the example proxy, run from a configuration file as nginx or HAProxy are.
+ *
+ *   mcgravity --config proxy.yaml     run (or the file in MCGRAVITY_CONFIG)
+ *   mcgravity --check  proxy.yaml     validate, print the configuration with its defaults, exit
+ *
+ * Exit codes: 0 done (a drained shutdown included), 1 a failure while running (a port taken),
+ * 2 a configuration or usage error. SIGTERM and SIGINT drain within `global.shutdown_timeout`;
+ * a second one exits at once.
+ */
+import { readFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
+import { stringify } from 'yaml';
+import { createCluster } from '../cluster/Cluster.js';
+import { clusterOptions } from './build.js';
+import { ConfigError, formatPath, loadConfig } from './config/load.js';
+import type { ProxyConfig } from './config/schema.js';
+import { processLog } from './logs.js';
+import { Runtime } from './Runtime.js';
+
+const USAGE = `Usage: mcgravity [--config FILE] [options]
+
+Runs the mcgravity proxy from a configuration file (YAML or JSON).
+
+Options:
+  -c, --config FILE   the configuration (default: $MCGRAVITY_CONFIG)
+      --check         validate the configuration, print it with its defaults, and exit
+  -v, --version       print the version
+  -h, --help          print this help
+
+Environment:
+  MCGRAVITY_CONFIG     the configuration file, when --config is not given
+  MCGRAVITY_LOG_LEVEL  overrides global.log_level (fatal, error, warn, info, debug, trace, silent)
+
+Signals: SIGTERM and SIGINT drain and exit.
+Exit codes: 0 done, 1 failure while running, 2 configuration or usage error.
+Docs: docs/cli.md and docs/configuration.md`;
+
+/** Where the program writes; a test passes its own. */
+export interface Io {
+  readonly out: (text: string) => void;
+  readonly err: (text: string) => void;
+}
+
+const processIo: Io = {
+  out: (text) => process.stdout.write(text),
+  err: (text) => process.stderr.write(text),
+};
+
+/** The package's version, from the package.json above this file (source or build). */
+export function version(): string {
+  let dir = dirname(fileURLToPath(import.meta.url));
+  for (let i = 0; i < 5; i++) {
+    try {
+      const pkg = JSON.parse(readFileSync(join(dir, 'package.json'), 'utf8')) as {
+        name?: string;
+        version?: string;
+      };
+      if (pkg.name === 'mcgravity' && pkg.version !== undefined) return pkg.version;
+    } catch {
+      // not here: look further up
+    }
+    dir = dirname(dir);
+  }
+  return 'unknown';
+}
+
+/** Builds every cluster once (and closes it), to catch what only the library checks. */
+async function checkBuild(config: ProxyConfig, file: string): Promise<void> {
+  const problems = [];
+  for (const [name, cluster] of Object.entries(config.clusters)) {
+    try {
+      await createCluster({ ...clusterOptions(name, cluster, config, undefined), health: false }).close({
+        timeoutMs: 0,
+      });
+    } catch (error) {
+      problems.push({ path: formatPath(['clusters', name]), message: (error as Error).message });
+    }
+  }
+  if (problems.length > 0) throw new ConfigError(file, problems);
+}
+
+/** Runs the command line; resolves with the exit code once the proxy has stopped (or at once). */
+export async function main(argv: readonly string[], io: Io = processIo): Promise<number> {
+  let args: ReturnType<typeof parse>;
+  try {
+    args = parse(argv);
+  } catch (error) {
+    io.err(`mcgravity: ${(error as Error).message}\n\n${USAGE}\n`);
+    return 2;
+  }
+  const { values, positionals } = args;
+  if (values.help) {
+    io.out(`${USAGE}\n`);
+    return 0;
+  }
+  if (values.version) {
+    io.out(`mcgravity ${version()}\n`);
+    return 0;
+  }
+  const file = values.config ?? positionals[0] ?? process.env.MCGRAVITY_CONFIG;
+  if (file === undefined || file === '') {
+    io.err(`mcgravity: no configuration: pass --config FILE or set MCGRAVITY_CONFIG\n\n${USAGE}\n`);
+    return 2;
+  }
+  let config: ProxyConfig;
+  try {
+    config = loadConfig(file);
+    if (values.check) await checkBuild(config, file);
+  } catch (error) {
+    if (!(error instanceof ConfigError)) throw error;
+    io.err(`${error.message}\n`);
+    return 2;
+  }
+  if (values.check) {
+    io.out(`# ${file}: valid\n${stringify(config)}`);
+    return 0;
+  }
+  return run(file, config);
+}
+
+function parse(argv: readonly string[]) {
+  return parseArgs({
+    args: [...argv],
+    allowPositionals: true,
+    options: {
+      config: { type: 'string', short: 'c' },
+      check: { type: 'boolean', default: false },
+      version: { type: 'boolean', short: 'v', default: false },
+      help: { type: 'boolean', short: 'h', default: false },
+    },
+  });
+}
+
+/** Runs the proxy until SIGTERM or SIGINT; resolves with the exit code. */
+async function run(file: string, config: ProxyConfig): Promise<number> {
+  const log = processLog(process.env.MCGRAVITY_LOG_LEVEL ?? config.global.log_level);
+  let runtime: Runtime;
+  try {
+    runtime = await Runtime.start(file, config, log);
+  } catch (error) {
+    log.fatal({ err: error }, `cannot start: ${(error as Error).message}`);
+    await new Promise<void>((resolve) => log.flush(() => resolve()));
+    return 1;
+  }
+  for (const [name, url] of Object.entries(runtime.addresses()))
+    log.info({ listener: name, url }, `${name} on ${url}`);
+  log.info({ file, pid: process.pid }, 'mcgravity started');
+  return new Promise<number>((resolve) => {
+    let stopping = false;
+    const stop = (signal: NodeJS.Signals) => {
+      if (stopping) {
+        log.warn({ signal }, 'second signal: exiting without waiting');
+        resolve(1);
+        return;
+      }
+      stopping = true;
+      log.info({ signal }, 'draining: requests in flight may finish');
+      runtime.close().then(
+        () => {
+          log.info('stopped');
+          log.flush(() => resolve(0));
+        },
+        (error: unknown) => {
+          log.error({ err: error }, 'shutdown failed');
+          log.flush(() => resolve(1));
+        },
+      );
+    };
+    process.on('SIGTERM', stop);
+    process.on('SIGINT', stop);
+    // Without a listener SIGHUP would end the process, as a terminal hang-up does.
+    process.on('SIGHUP', () =>
+      log.warn('SIGHUP: this version does not reload; the configuration in use stays'),
+    );
+  });
+}

@@ -1,0 +1,249 @@
+/**
+ * The `mcgravity` command as a user runs it: a child process started from a configuration file,
+ * serving real requests through every listener, answering bad files with their line and key, and
+ * draining on SIGTERM.
+ */
+import { type ChildProcess, execFile, spawn } from 'node:child_process';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath, pathToFileURL } from 'node:url';
+import { promisify } from 'node:util';
+import { Agent, request } from 'undici';
+import { describe, expect, it } from 'vitest';
+import { within } from '../helpers/async.js';
+import { cleanupAfterEach } from '../helpers/cleanup.js';
+import { selfSigned, tlsSkipReason } from '../helpers/tls.js';
+import { startUpstream, type Upstream } from '../helpers/upstreams.js';
+
+const run = promisify(execFile);
+const root = fileURLToPath(new URL('../..', import.meta.url));
+// tsx by path, so that the command also runs from another directory.
+const CLI = [
+  '--import',
+  pathToFileURL(join(root, 'node_modules/tsx/dist/loader.mjs')).href,
+  join(root, 'src/cli/bin.ts'),
+];
+const defer = cleanupAfterEach();
+
+/** Runs the command to its end. */
+async function mcgravity(
+  args: string[],
+  cwd = root,
+): Promise<{ code: number; stdout: string; stderr: string }> {
+  try {
+    const { stdout, stderr } = await run(process.execPath, [...CLI, ...args], { cwd, timeout: 30_000 });
+    return { code: 0, stdout, stderr };
+  } catch (error) {
+    const failed = error as { code: number; stdout: string; stderr: string };
+    return { code: failed.code, stdout: failed.stdout, stderr: failed.stderr };
+  }
+}
+
+/** A running proxy process: its listeners' URLs (from its log) and what it printed. */
+interface Running {
+  readonly child: ChildProcess;
+  readonly urls: Record<string, string>;
+  readonly stdout: string[];
+  readonly exited: Promise<number | null>;
+}
+
+async function start(configFile: string): Promise<Running> {
+  const child = spawn(process.execPath, [...CLI, '--config', configFile], {
+    cwd: root,
+    env: { ...process.env, MCGRAVITY_AFFINITY_SECRET: 'test-affinity-secret-0123' },
+  });
+  const urls: Record<string, string> = {};
+  const stdout: string[] = [];
+  let started = false;
+  let errors = '';
+  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+  /** Calls `into` with each whole line of `stream` (a chunk may end mid-line). */
+  const lines = (stream: NodeJS.ReadableStream, into: (line: string) => void) => {
+    let partial = '';
+    stream.on('data', (chunk: Buffer) => {
+      const parts = (partial + chunk.toString('utf8')).split('\n');
+      partial = parts.pop() ?? '';
+      for (const line of parts) if (line.trim() !== '') into(line);
+    });
+  };
+  lines(child.stderr, (line) => {
+    errors += `${line}\n`;
+    const entry = JSON.parse(line) as { listener?: string; url?: string; msg?: string };
+    if (entry.listener !== undefined && entry.url !== undefined) urls[entry.listener] = entry.url;
+    if (entry.msg === 'mcgravity started') started = true;
+  });
+  lines(child.stdout, (line) => stdout.push(line));
+  defer(async () => {
+    if (child.exitCode === null) child.kill('SIGKILL');
+    await exited;
+  });
+  await Promise.race([
+    within(() => started, 20_000, 'the proxy started'),
+    exited.then((code) => {
+      throw new Error(`mcgravity exited with ${code}: ${errors}`);
+    }),
+  ]);
+  return { child, urls, stdout, exited };
+}
+
+async function upstream(name: string): Promise<Upstream> {
+  const server = await startUpstream((req, res) => {
+    if (req.url === '/health') return void res.end('ok');
+    res.end(`${name} ${req.url}`);
+  });
+  defer(() => server.close());
+  return server;
+}
+
+/** examples/proxy.yaml with its backends and ports rewritten to this test's. */
+function exampleConfig(backends: Upstream[], extra = ''): string {
+  let text = readFileSync(join(root, 'examples/proxy.yaml'), 'utf8');
+  backends.forEach((backend, i) => {
+    text = text.replace(`"127.0.0.1:${3001 + i}"`, `"127.0.0.1:${backend.port}"`);
+  });
+  text = text.replace(/127\.0\.0\.1:808\d/g, '127.0.0.1:0').replace('metrics_port: 9090', 'metrics_port: 0');
+  const dir = mkdtempSync(join(tmpdir(), 'mcgravity-cli-'));
+  const file = join(dir, 'proxy.yaml');
+  writeFileSync(file, text + extra);
+  return file;
+}
+
+describe('mcgravity', () => {
+  it('prints its version and its help', async () => {
+    const pkg = JSON.parse(readFileSync(join(root, 'package.json'), 'utf8')) as { version: string };
+    expect((await mcgravity(['--version'])).stdout.trim()).toBe(`mcgravity ${pkg.version}`);
+    const help = await mcgravity(['--help']);
+    expect(help.code).toBe(0);
+    expect(help.stdout).toContain('--check');
+    const none = await mcgravity([]);
+    expect(none.code).toBe(2);
+    expect(none.stderr).toContain('no configuration: pass --config FILE or set MCGRAVITY_CONFIG');
+  });
+
+  it('checks examples/proxy.yaml and prints it with its defaults', async () => {
+    const checked = await mcgravity(['--check', 'examples/proxy.yaml']);
+    expect(checked.code).toBe(0);
+    expect(checked.stdout).toContain('# examples/proxy.yaml: valid');
+    // Defaults filled in: the pool's connections, the listener's first-byte timeout.
+    expect(checked.stdout).toMatch(/connection_pool:\n\s+max_connections: 128/);
+    expect(checked.stdout).toMatch(/first_byte: 30s/);
+  });
+
+  it.each([
+    [
+      'a misspelt key',
+      'clusters:\n  web:\n    backends:\n      - address: "127.0.0.1:3000"\n        wieght: 3\nlisteners:\n  - name: a\n    address: "127.0.0.1:0"\n    cluster: web\n',
+      /bad\.yaml:5:9 clusters\.web\.backends\[0\]\.wieght: unknown key "wieght" \(did you mean "weight"\?\)/,
+    ],
+    [
+      'a wrong type',
+      'clusters:\n  web:\n    backends:\n      - address: "127.0.0.1:3000"\n        weight: heavy\nlisteners:\n  - name: a\n    address: "127.0.0.1:0"\n    cluster: web\n',
+      /bad\.yaml:5:17 clusters\.web\.backends\[0\]\.weight: expected a number >= 0, got "heavy"/,
+    ],
+    [
+      'a bad indent',
+      'clusters:\n  web:\n    backends:\n      - address: "127.0.0.1:3000"\n     weight: 2\nlisteners: []\n',
+      /bad\.yaml:5:6 clusters\.web\.weight: invalid YAML: .*\(check the indentation\)/,
+    ],
+    [
+      'a listener for a cluster that does not exist',
+      'clusters:\n  web:\n    backends: [{ address: "127.0.0.1:3000" }]\nlisteners:\n  - name: a\n    address: "127.0.0.1:0"\n    cluster: wbe\n',
+      /bad\.yaml:7:14 listeners\[0\]\.cluster: no cluster named "wbe" \(clusters: web\)/,
+    ],
+  ])('refuses %s with exit 2, the file, line, column and key path', async (_what, text, message) => {
+    const dir = mkdtempSync(join(tmpdir(), 'mcgravity-bad-'));
+    writeFileSync(join(dir, 'bad.yaml'), text);
+    const result = await mcgravity(['--check', 'bad.yaml'], dir);
+    expect(result.code).toBe(2);
+    expect(result.stderr).toMatch(message);
+  });
+
+  it('serves through every listener of examples/proxy.yaml, logs each request, and drains on SIGTERM', async () => {
+    const backends = [await upstream('claims-1'), await upstream('claims-2'), await upstream('underwriting')];
+    const proxy = await start(exampleConfig(backends));
+    const { claims_proxy: claims, underwriting_proxy: underwriting, admin } = proxy.urls;
+    const served = new Set<string>();
+    for (let i = 0; i < 6; i++) served.add(await (await request(`${claims}/policy/${i}`)).body.text());
+    expect([...new Set([...served].map((s) => s.split(' ')[0]))].sort()).toEqual(['claims-1', 'claims-2']);
+    expect(await (await request(`${underwriting}/quote`)).body.text()).toBe('underwriting /quote');
+    expect(await (await request(`${underwriting}/claims/7`)).body.text()).toMatch(
+      /^claims-[12] \/claims\/7$/,
+    );
+    expect((await request(`${admin}/ready`)).statusCode).toBe(200);
+    expect(await (await request(`${admin}/metrics`)).body.text()).toContain('mcgravity_requests_total');
+
+    await within(() => proxy.stdout.length >= 8, 5_000, 'eight access log lines');
+    const entries = proxy.stdout.map((line) => JSON.parse(line) as Record<string, unknown>);
+    for (const entry of entries) {
+      for (const field of [
+        'time',
+        'requestId',
+        'client',
+        'method',
+        'path',
+        'status',
+        'cluster',
+        'endpoint',
+        'attempts',
+        'durationMs',
+        'bytesIn',
+        'bytesOut',
+        'userAgent',
+        'error',
+      ])
+        expect(entry, field).toHaveProperty(field);
+    }
+    expect(entries.find((e) => e.path === '/quote')).toMatchObject({
+      method: 'GET',
+      status: 200,
+      cluster: 'underwriting_services',
+      attempts: 1,
+    });
+
+    // SIGTERM with a request in flight: it completes, then the process exits 0.
+    let release: (() => void) | undefined;
+    backends[2]?.server.removeAllListeners('request');
+    backends[2]?.server.on('request', (_req, res) => {
+      release = () => res.end('late answer');
+    });
+    const inFlight = request(`${underwriting}/slow`).then((r) => r.body.text());
+    await within(() => release !== undefined, 5_000, 'the slow request reached its backend');
+    proxy.child.kill('SIGTERM');
+    await new Promise((resolve) => setTimeout(resolve, 100).unref());
+    expect(proxy.child.exitCode).toBe(null);
+    release?.();
+    expect(await inFlight).toBe('late answer');
+    expect(await proxy.exited).toBe(0);
+  });
+
+  const skip = tlsSkipReason();
+  it.skipIf(skip !== undefined)(
+    `serves an https listener with its certificate files ${skip ?? ''}`,
+    async () => {
+      const backend = await upstream('secure');
+      const dir = mkdtempSync(join(tmpdir(), 'mcgravity-https-'));
+      const { cert } = selfSigned(dir, 'proxy');
+      const file = join(dir, 'proxy.yaml');
+      writeFileSync(
+        file,
+        `global: { metrics_port: 0 }
+clusters:
+  web: { backends: [{ address: "127.0.0.1:${backend.port}" }] }
+listeners:
+  - name: tls
+    address: "127.0.0.1:0"
+    protocol: https
+    cluster: web
+    ssl: { enabled: true, cert_file: proxy.crt, key_file: proxy.key }
+`,
+      );
+      const proxy = await start(file);
+      expect(proxy.urls.tls).toMatch(/^https:\/\/127\.0\.0\.1:\d+$/);
+      const dispatcher = new Agent({ connect: { ca: cert } });
+      defer(() => dispatcher.close());
+      const url = (proxy.urls.tls as string).replace('127.0.0.1', 'localhost');
+      expect(await (await request(`${url}/hello`, { dispatcher })).body.text()).toBe('secure /hello');
+    },
+  );
+});
