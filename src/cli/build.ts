@@ -125,15 +125,17 @@ export function clusterOptions(
   const retry = cluster.retry_policy;
   if (retry === false) options.retry = false;
   else {
+    // "5xx, reset, 503" or a list: names trimmed, statuses as numbers.
     const retryOn = (typeof retry.retry_on === 'string' ? retry.retry_on.split(',') : retry.retry_on).map(
-      (condition) =>
-        typeof condition === 'number' || !/^\d+$/.test(condition.trim()) ? condition : Number(condition),
+      (condition) => {
+        if (typeof condition === 'number') return condition;
+        const name = condition.trim();
+        return /^\d+$/.test(name) ? Number(name) : name;
+      },
     );
     options.retry = {
       attempts: retry.attempts,
-      retryOn: retryOn.map((c) => (typeof c === 'string' ? c.trim() : c)) as NonNullable<
-        Exclude<ClusterOptions['retry'], false | undefined>['retryOn']
-      >,
+      retryOn: retryOn as NonNullable<Exclude<ClusterOptions['retry'], false | undefined>['retryOn']>,
       backoff: { baseMs: retry.backoff_base as Duration, maxMs: retry.backoff_max as Duration },
       budget: { budgetPercent: retry.budget_percent, minRetriesPerSecond: retry.min_retries_per_second },
     };

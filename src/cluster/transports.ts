@@ -92,14 +92,7 @@ export function requestCall(
     responseBody.on('error', ignoreError);
     return { statusCode: response.statusCode, headers: response.headers, body: response.body, endpoint };
   };
-  return {
-    attempt,
-    idempotent,
-    signal: options.signal,
-    tried,
-    excluded: options.exclude?.size ?? 0,
-    pinned: options.pin !== undefined,
-  };
+  return retryingCall(attempt, idempotent, options, tried);
 }
 
 /** `stream()`: each try dispatches through a {@link ResponseRelay} into the factory's Writable. */
@@ -151,14 +144,7 @@ export function streamCall(
       dispatchOptions.path = prefix === '' ? options.path : prefix + options.path;
       current.endpoint.pool.dispatcher.dispatch(dispatchOptions, relay);
     });
-  return {
-    attempt,
-    idempotent,
-    signal: options.signal,
-    tried,
-    excluded: options.exclude?.size ?? 0,
-    pinned: options.pin !== undefined,
-  };
+  return retryingCall(attempt, idempotent, options, tried);
 }
 
 /** One attempt's first-byte timeout for `request()`: an abort signal fired by a {@link DeadlineQueue}. */
@@ -277,4 +263,21 @@ export function discardBody(value: unknown): void {
   } else if (typeof (body as { cancel?: unknown }).cancel === 'function') {
     void (body as { cancel(): Promise<void> }).cancel().catch(() => {});
   }
+}
+
+/** A request-shaped call's {@link RetryingCall}: `tried` starts as the caller's `exclude`. */
+function retryingCall<T>(
+  attempt: (signal: AbortSignal) => Promise<T>,
+  idempotent: boolean,
+  options: ClusterRequestOptions,
+  tried: Set<string>,
+): RetryingCall<T> {
+  return {
+    attempt,
+    idempotent,
+    signal: options.signal,
+    tried,
+    excluded: options.exclude?.size ?? 0,
+    pinned: options.pin !== undefined,
+  };
 }
