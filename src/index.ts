@@ -111,8 +111,12 @@ export {
   type ProxyErrorInfo,
   type ProxyOptions,
   type ProxyRateLimit,
+  type ProxyRateLimitExemption,
+  type ProxyRateLimits,
   type ProxyRoute,
   type ProxyTimeouts,
+  type RateLimitKeySource,
+  type RateLimitMatch,
   type UpstreamRequest,
   type UpstreamResponse,
 } from './proxy/createProxy.js';

@@ -24,6 +24,7 @@ import { clusterOptions, proxyOptions } from './build.js';
 import { fileFrom, listenAddress } from './config/addresses.js';
 import type { ListenerConfig, ProxyConfig } from './config/schema.js';
 import { accessLog, auditLog } from './logs.js';
+import { type ClusterRateLimits, clusterRateLimits, RedisConnections } from './rateLimits.js';
 
 /** One listener: its server, and the proxy serving on it now. */
 interface RunningListener {
@@ -74,6 +75,8 @@ export class Runtime {
   readonly #log: Logger;
   #config: ProxyConfig;
   #clusters: Record<string, Cluster> = {};
+  #limits: Record<string, ClusterRateLimits> = {};
+  readonly #redis = new RedisConnections();
   readonly #listeners = new Map<string, RunningListener>();
   #admin: Server | undefined;
   #adminHandler: RequestListener | undefined;
@@ -139,6 +142,9 @@ export class Runtime {
       this.#clusters[name] = createCluster(
         clusterOptions(name, cluster, config, this.#log.child({ cluster: name })),
       );
+    for (const [name, cluster] of Object.entries(config.clusters))
+      if (cluster.rate_limits !== undefined)
+        this.#limits[name] = await clusterRateLimits(name, cluster.rate_limits, config, this.#redis);
     for (const listener of config.listeners) {
       const tls = tlsOf(listener, this.#file);
       const server =
@@ -159,7 +165,7 @@ export class Runtime {
   #proxyFor(listener: ListenerConfig): ProxyInstance {
     const accessLog = this.#accessLog;
     return createProxy(
-      proxyOptions(listener, this.#config, this.#clusters, {
+      proxyOptions(listener, this.#config, this.#clusters, this.#limits, {
         logger: this.#log.child({ listener: listener.name }),
         affinitySecret: this.#affinitySecret,
         ...(accessLog === undefined ? {} : { accessLog }),
@@ -232,6 +238,10 @@ export class Runtime {
       });
     }
     await Promise.all(Object.values(this.#clusters).map((cluster) => cluster.close({ timeoutMs: 0 })));
+    await Promise.all(
+      Object.values(this.#limits).flatMap(({ limiters }) => limiters.map((limiter) => limiter.close())),
+    );
+    await this.#redis.close();
     await Promise.all([this.#accessLog?.flush(), this.#auditLog?.flush()]);
   }
 }

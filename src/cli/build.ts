@@ -15,6 +15,7 @@ import type { ProxyOptions, ProxyRoute } from '../proxy/createProxy.js';
 import type { SplitTarget } from '../proxy/routes.js';
 import { backendUrl, sizeBytes } from './config/addresses.js';
 import type { ClusterConfig, ListenerConfig, ProxyConfig, SessionAffinityConfig } from './config/schema.js';
+import type { ClusterRateLimits } from './rateLimits.js';
 
 const BALANCERS: Record<Exclude<ClusterConfig['load_balancing'], 'geographic'>, BalancerName> = {
   round_robin: 'round-robin',
@@ -37,7 +38,8 @@ export function textMatch(value: string): TextMatch {
   return regex === null ? value : new RegExp(regex[1] as string, regex[2]);
 }
 
-function headerMatches(
+/** Header conditions of the file, with `/regex/` values compiled. */
+export function headerMatches(
   headers: Readonly<Record<string, string>> | undefined,
 ): Record<string, TextMatch> | undefined {
   if (headers === undefined) return undefined;
@@ -199,13 +201,25 @@ export function proxyOptions(
   listener: ListenerConfig,
   config: ProxyConfig,
   clusters: Readonly<Record<string, Cluster>>,
+  limits: Readonly<Record<string, ClusterRateLimits>>,
   extra: Pick<ProxyOptions, 'accessLog' | 'logger' | 'affinitySecret'>,
 ): ProxyOptions {
+  // A cluster's rate limits apply to every request sent to it, split or not, from any listener.
+  const limited = (name: string): Pick<ProxyRoute, 'rateLimit'> => {
+    const classes = limits[name]?.classes;
+    return classes === undefined ? {} : { rateLimit: classes };
+  };
   const tls = listener.protocol === 'https' || listener.ssl?.enabled === true;
   const timeouts = listener.timeouts;
   const routes: ProxyRoute[] =
     listener.cluster !== undefined
-      ? [{ name: listener.name, ...target(listener.cluster, config, clusters) }]
+      ? [
+          {
+            name: listener.name,
+            ...target(listener.cluster, config, clusters),
+            ...limited(listener.cluster),
+          },
+        ]
       : (listener.routes ?? []).map((route, i) => {
           const match: NonNullable<ProxyRoute['match']> = {};
           const m = route.match;
@@ -221,6 +235,7 @@ export function proxyOptions(
             match,
             stripPrefix: route.strip_prefix,
             ...target(route.cluster, config, clusters),
+            ...limited(route.cluster),
           };
         });
   // A listener's affinity: its own, else that of the first cluster it sends to that has one; the

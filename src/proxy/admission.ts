@@ -8,7 +8,8 @@ import type { ErrorCode } from '../core/errors.js';
 import type { RateLimitDecision } from '../limit/rules.js';
 import { type ClientAddress, malformation, targetPath } from './forwarding.js';
 import type { ProxySettings } from './options.js';
-import { type CompiledRoute, limitOf, rateLimitKey } from './routes.js';
+import { consumeRateLimit } from './rateLimits.js';
+import type { CompiledRoute } from './routes.js';
 import { forwardedFor } from './trust.js';
 
 /** Why a request is answered by the proxy itself. */
@@ -61,17 +62,15 @@ export function isRefusal(value: Admitted | Refusal): value is Refusal {
 }
 
 /**
- * Takes one request from the route's rate limit: the decision, or undefined when no limit applies or
- * the client's key is on the bypass list.
+ * Takes one request from the rate limit of the route (or, when it has none of its own, the proxy's):
+ * the decision, or undefined when no limit applies to this request.
  */
 export function consumeLimit(
   admitted: Admitted,
   settings: ProxySettings,
   req: IncomingMessage,
 ): Promise<RateLimitDecision> | undefined {
-  const limit = limitOf(admitted.route, settings);
-  if (limit === undefined) return undefined;
-  const key = rateLimitKey(limit, req, admitted.from.client);
-  if (limit.bypass.has(key)) return undefined;
-  return limit.limiter.consume(key);
+  const own = admitted.route.rateLimit;
+  const limits = own === undefined ? settings.rateLimit : own === false ? undefined : own;
+  return limits === undefined ? undefined : consumeRateLimit(limits, req, admitted.from.client);
 }

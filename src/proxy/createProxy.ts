@@ -57,12 +57,18 @@ export type {
   Proxy,
   ProxyErrorInfo,
   ProxyOptions,
-  ProxyRateLimit,
   ProxyRoute,
   ProxyTimeouts,
   UpstreamRequest,
   UpstreamResponse,
 } from './options.js';
+export type {
+  ProxyRateLimit,
+  ProxyRateLimitExemption,
+  ProxyRateLimits,
+  RateLimitKeySource,
+  RateLimitMatch,
+} from './rateLimits.js';
 
 /** What a request's end reports (access log, diagnostics), filled in as the request goes. */
 interface RequestRecord {

@@ -11,20 +11,12 @@ import type { Endpoint } from '../core/endpoint.js';
 import type { ErrorCode } from '../core/errors.js';
 import { type Logger, optionalLogger } from '../core/log.js';
 import { checkKnownOptions, describeValue, optionalFunction, optionalNumber } from '../core/validate.js';
-import type { RateLimiter } from '../limit/RateLimiter.js';
 import type { McpAffinity } from '../mcp/router.js';
 import type { CookieAffinity } from './affinity.js';
 import { compilePathRewrite } from './forwarding.js';
 import { IdleSweeper } from './IdleSweeper.js';
-import {
-  type CompiledRateLimit,
-  type CompiledRoute,
-  checkRateLimit,
-  compileRoute,
-  isCluster,
-  type RouteMatch,
-  type SplitTarget,
-} from './routes.js';
+import { type CompiledRateLimit, checkRateLimits, type ProxyRateLimits } from './rateLimits.js';
+import { type CompiledRoute, compileRoute, isCluster, type RouteMatch, type SplitTarget } from './routes.js';
 import { compileTrust, type TrustFunction, type TrustProxy } from './trust.js';
 
 /** The request about to go upstream, for {@link ProxyOptions.onRequest} to change. */
@@ -93,15 +85,6 @@ export interface AccessLogEntry {
   readonly error: ErrorCode | undefined;
 }
 
-/** Rate limiting in the proxy. */
-export interface ProxyRateLimit {
-  limiter: RateLimiter;
-  /** What identifies a client: its address (after `trustProxy`), a header, or your function. @default 'ip' */
-  key?: 'ip' | `header:${string}` | ((req: IncomingMessage) => string);
-  /** Keys never limited. */
-  bypass?: readonly string[];
-}
-
 /** Proxy timeouts. */
 export interface ProxyTimeouts {
   /** Time to open a connection to an upstream (clusters the proxy creates). @default 5_000 */
@@ -132,7 +115,7 @@ export interface ProxyRoute {
   /** Remove `match.pathPrefix` from the path sent upstream. @default false */
   stripPrefix?: boolean;
   /** This route's rate limit instead of the proxy's; `false` for none. */
-  rateLimit?: ProxyRateLimit | false;
+  rateLimit?: ProxyRateLimits | false;
   /** This route's first-byte, idle and tunnel idle timeouts instead of the proxy's. */
   timeouts?: Pick<ProxyTimeouts, 'firstByteMs' | 'idleMs' | 'tunnelIdleMs'>;
 }
@@ -154,7 +137,8 @@ export interface ProxyOptions {
    * can be passed as it is. @default random per process
    */
   affinitySecret?: string | undefined;
-  rateLimit?: ProxyRateLimit;
+  /** Rate limiting for every route that has none of its own: one limit, or classes of clients. */
+  rateLimit?: ProxyRateLimits;
   timeouts?: ProxyTimeouts;
   /** Whose X-Forwarded-* headers to believe; see trust.ts. @default false */
   trustProxy?: TrustProxy;
@@ -250,7 +234,7 @@ export interface ProxySettings {
   readonly clusters: Readonly<Record<string, Cluster>>;
   /** Every idle sweeper, closed with the proxy. */
   readonly sweepers: readonly IdleSweeper[];
-  readonly rateLimit: CompiledRateLimit | undefined;
+  readonly rateLimit: readonly CompiledRateLimit[] | undefined;
   readonly trust: TrustFunction;
   readonly maxBodyBytes: number;
   readonly maxReplayBytes: number;
@@ -394,7 +378,7 @@ export function resolveProxyOptions(options: ProxyOptions): ProxySettings {
     owned,
     clusters,
     sweepers,
-    rateLimit: options.rateLimit === undefined ? undefined : checkRateLimit(options.rateLimit, 'rateLimit'),
+    rateLimit: options.rateLimit === undefined ? undefined : checkRateLimits(options.rateLimit, 'rateLimit'),
     trust: compileTrust(options.trustProxy),
     maxBodyBytes: optionalNumber(options.maxBodyBytes, 'maxBodyBytes', 10 * 1024 * 1024, {
       min: 0,

@@ -9,9 +9,9 @@ import type { Cluster, ClusterOptions } from '../cluster/Cluster.js';
 import { optionalDuration } from '../core/duration.js';
 import { headerMatchers, headersMatch, type TextMatch } from '../core/match.js';
 import { checkKnownOptions, describeValue } from '../core/validate.js';
-import type { RateLimiter } from '../limit/RateLimiter.js';
 import type { IdleSweeper } from './IdleSweeper.js';
-import type { ProxyRateLimit, ProxyRoute, ProxySettings } from './options.js';
+import type { ProxyRoute } from './options.js';
+import { type CompiledRateLimit, checkRateLimits } from './rateLimits.js';
 
 /** Conditions of a route; all given ones must hold. */
 export interface RouteMatch {
@@ -134,13 +134,6 @@ export function compileSplit(
   };
 }
 
-/** A rate limit checked at construction, its bypass list as a set. */
-export interface CompiledRateLimit {
-  readonly limiter: RateLimiter;
-  readonly key: NonNullable<ProxyRateLimit['key']>;
-  readonly bypass: ReadonlySet<string>;
-}
-
 /** A route, ready for requests. */
 export interface CompiledRoute {
   readonly name: string;
@@ -150,7 +143,7 @@ export interface CompiledRoute {
   readonly pick: (req: IncomingMessage, draw: number) => Cluster;
   readonly stripPrefix: string | undefined;
   /** This route's limit, `false` for none, undefined for the proxy's. */
-  readonly rateLimit: CompiledRateLimit | false | undefined;
+  readonly rateLimit: readonly CompiledRateLimit[] | false | undefined;
   readonly firstByteMs: number;
   /** Watches request and response bodies for silence. */
   readonly sweeper: IdleSweeper;
@@ -215,7 +208,7 @@ export function compileRoute(
     rateLimit:
       route.rateLimit === undefined || route.rateLimit === false
         ? route.rateLimit
-        : checkRateLimit(route.rateLimit, `${option}.rateLimit`),
+        : checkRateLimits(route.rateLimit, `${option}.rateLimit`),
     firstByteMs: optionalDuration(
       route.timeouts?.firstByteMs,
       `${option}.timeouts.firstByteMs`,
@@ -228,46 +221,4 @@ export function compileRoute(
     tunnelSweeper:
       tunnelMs === undefined ? defaults.tunnelSweeper : tunnelMs > 0 ? sweeper(tunnelMs) : undefined,
   };
-}
-
-/** Checks a rate limit of the options. */
-export function checkRateLimit(value: ProxyRateLimit, option: string): CompiledRateLimit {
-  if (value === null || typeof value !== 'object' || typeof value.limiter?.consume !== 'function') {
-    throw new TypeError(`${option}.limiter must be a RateLimiter`);
-  }
-  checkKnownOptions(value, ['limiter', 'key', 'bypass'], option);
-  const key = value.key ?? 'ip';
-  if (
-    !(
-      key === 'ip' ||
-      typeof key === 'function' ||
-      (typeof key === 'string' && key.startsWith('header:') && key.length > 7)
-    )
-  ) {
-    throw new TypeError(
-      `${option}.key must be 'ip', 'header:<name>' or a function, got ${describeValue(value.key)}`,
-    );
-  }
-  if (value.bypass !== undefined && !Array.isArray(value.bypass))
-    throw new TypeError(`${option}.bypass must be an array of keys`);
-  return { limiter: value.limiter, key, bypass: new Set(value.bypass ?? []) };
-}
-
-/** The rate limit that applies to a route: its own, none, or the proxy's. */
-export function limitOf(route: CompiledRoute, settings: ProxySettings): CompiledRateLimit | undefined {
-  return route.rateLimit === undefined
-    ? settings.rateLimit
-    : route.rateLimit === false
-      ? undefined
-      : route.rateLimit;
-}
-
-/** The key a request is limited by. */
-export function rateLimitKey(limit: CompiledRateLimit, req: IncomingMessage, client: string): string {
-  const key = limit.key;
-  if (key === 'ip') return client;
-  if (typeof key === 'function') return key(req);
-  const raw = req.headers[key.slice(7).toLowerCase()];
-  const value = Array.isArray(raw) ? raw[0] : raw;
-  return value === undefined || value === '' ? client : value;
 }

@@ -58,15 +58,6 @@ export function checkReferences(config: ProxyConfig, file: string): ReferencePro
         [...at, 'load_balancing'],
         'geographic balancing needs global.zone, the zone this proxy runs in',
       );
-    if (cluster.rate_limits !== undefined)
-      problem(
-        [...at, 'rate_limits'],
-        'rate limits are not applied by this version of the mcgravity command yet: remove the section rather than run without them',
-      );
-    cluster.rate_limits?.rules.forEach((rule, i) => {
-      if (!rule.bypass && rule.limit === undefined)
-        problem([...at, 'rate_limits', 'rules', i], 'a rule needs a limit (or bypass: true)');
-    });
     const split = cluster.traffic_split;
     if (split !== undefined) {
       split.splits.forEach((s, i) => {

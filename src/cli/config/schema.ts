@@ -275,7 +275,10 @@ const sessionAffinity = z
   });
 
 const rateLimitRule = z.strictObject({
-  client_type: z.string().min(1).meta({ description: 'Name of the rule (in headers, metrics and logs).' }),
+  client_type: z
+    .string()
+    .regex(/^[A-Za-z0-9_.-]+$/, { error: 'expected a name of letters, digits, "_", "." or "-"' })
+    .meta({ description: 'Name of this class of clients (in decisions, metrics and Redis keys).' }),
   identifier: z
     .union([z.enum(['client_id', 'ip_address']), z.string().regex(/^header:[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/)])
     .default('ip_address')
@@ -289,7 +292,7 @@ const rateLimitRule = z.strictObject({
       clients: z.array(z.string()).optional().meta({ description: 'Client identifiers this rule is for.' }),
     })
     .optional()
-    .meta({ description: 'Which requests the rule applies to (default: all).' }),
+    .meta({ description: 'Which requests belong to this class (default: all of them).' }),
   limit: z.number().int().min(1).optional().meta({ description: 'Requests per window (not with `bypass`).' }),
   window: duration('The window.').default('1m'),
   burst: z
@@ -299,14 +302,31 @@ const rateLimitRule = z.strictObject({
     .optional()
     .meta({ description: 'Token bucket: largest burst. Default: `limit`.' }),
   algorithm: z.enum(['token_bucket', 'sliding_window', 'fixed_window']).default('token_bucket'),
-  bypass: z.boolean().default(false).meta({ description: 'Requests this rule matches are never limited.' }),
+  bypass: z.boolean().default(false).meta({ description: 'Requests of this class are never limited.' }),
 });
+
+type RateLimitRuleConfig = z.output<typeof rateLimitRule>;
+
+/** What the types cannot say about a list of rules: each is reachable, and does what it says. */
+function checkRules(rules: readonly RateLimitRuleConfig[], ctx: z.core.$RefinementCtx): void {
+  rules.forEach((rule, i) => {
+    const issue = (message: string, key?: string) =>
+      ctx.addIssue({ code: 'custom', message, path: key === undefined ? [i] : [i, key] });
+    if (!rule.bypass && rule.limit === undefined) issue('a rule needs a limit (or bypass: true)', 'limit');
+    if (rule.bypass && rule.limit !== undefined) issue('a bypass rule takes no limit', 'limit');
+    if (rule.bypass && rule.match === undefined)
+      issue('a bypass rule needs a match (headers or clients): without one no request is limited');
+    const catchAll = rules.findIndex((r, j) => j < i && r.match === undefined);
+    if (catchAll !== -1)
+      issue(`this rule never applies: rules[${catchAll}] has no match and takes every request first`);
+  });
+}
 
 const rateLimits = z
   .strictObject({
-    rules: z.array(rateLimitRule).min(1).meta({
+    rules: z.array(rateLimitRule).min(1).superRefine(checkRules).meta({
       description:
-        'Checked in order: the first matching rule with `bypass` exempts a request; otherwise every matching rule must admit it.',
+        'Classes of clients, tried in order: the first whose `match` holds decides (its limit, or no limit with `bypass`); a request no rule matches is not limited.',
     }),
     enforcement: z.enum(['strict', 'fail_open']).default('fail_open').meta({
       description: 'When the store fails: `fail_open` lets requests through, `strict` refuses them.',
