@@ -3,6 +3,12 @@
  * the admin listener. Built only from the library's public API: `createCluster`, `createProxy` with
  * `attach()` on servers made here (so that HTTPS works and a reload can hand a server to a new
  * proxy), and `createAdmin`.
+ *
+ * A reload (SIGHUP) prepares everything that can fail first: the new clusters, rate limiters,
+ * certificates and servers on new addresses. Only when all of that worked does it switch: each
+ * listener's server is handed to a new proxy (`attach`, then `detach` from the old one), kept
+ * clusters get their backends brought in line with the file, and what was replaced is closed once
+ * the requests it was serving have finished. A reload that fails changes nothing.
  */
 import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
@@ -14,6 +20,7 @@ import http, {
 } from 'node:http';
 import https from 'node:https';
 import type { AddressInfo } from 'node:net';
+import { isDeepStrictEqual } from 'node:util';
 import type { Logger } from 'pino';
 import { createAdmin } from '../admin/createAdmin.js';
 import type { ProxyMetricsSource } from '../admin/metrics.js';
@@ -25,12 +32,36 @@ import { fileFrom, listenAddress } from './config/addresses.js';
 import type { ListenerConfig, ProxyConfig } from './config/schema.js';
 import { accessLog, auditLog } from './logs.js';
 import { type ClusterRateLimits, clusterRateLimits, RedisConnections } from './rateLimits.js';
+import { type ClusterPlan, planCluster, sameRateLimits } from './reload.js';
 
 /** One listener: its server, and the proxy serving on it now. */
 interface RunningListener {
   readonly config: ListenerConfig;
   readonly server: Server;
-  proxy: ProxyInstance;
+  readonly proxy: ProxyInstance;
+}
+
+/** What a reload did, for the log. */
+export interface ReloadSummary {
+  readonly clusters: {
+    readonly kept: string[];
+    readonly created: string[];
+    readonly rebuilt: string[];
+    readonly removed: string[];
+  };
+  readonly backends: { readonly added: string[]; readonly removed: string[] };
+  readonly listeners: { readonly kept: string[]; readonly opened: string[]; readonly closed: string[] };
+  readonly warnings: string[];
+}
+
+/** A listener's address and scheme: a server is handed over only to a listener with the same. */
+function listenerKey(listener: ListenerConfig): string {
+  const { host, port } = listenAddress(listener.address);
+  return `${isTls(listener) ? 'https' : 'http'}://${host}:${port}`;
+}
+
+function isTls(listener: ListenerConfig): boolean {
+  return listener.protocol === 'https' || listener.ssl?.enabled === true;
 }
 
 /** A secret from the configuration, or from the environment variable it names. */
@@ -45,11 +76,19 @@ function secretOf(value: string | undefined, env: string | undefined, what: stri
 
 function tlsOf(listener: ListenerConfig, file: string): { cert: Buffer; key: Buffer } | undefined {
   const ssl = listener.ssl;
-  if (ssl === undefined || !ssl.enabled) return undefined;
+  if (ssl === undefined || !isTls(listener)) return undefined;
   return {
     cert: readFileSync(fileFrom(file, ssl.cert_file)),
     key: readFileSync(fileFrom(file, ssl.key_file)),
   };
+}
+
+/** A server for a listener: https with its certificate files, or http. */
+function serverFor(listener: ListenerConfig, file: string): Server {
+  const tls = tlsOf(listener, file);
+  return tls === undefined
+    ? http.createServer(serverOptions)
+    : https.createServer({ ...serverOptions, ...tls });
 }
 
 async function listenOn(server: Server, address: string): Promise<void> {
@@ -76,31 +115,34 @@ export class Runtime {
   #config: ProxyConfig;
   #clusters: Record<string, Cluster> = {};
   #limits: Record<string, ClusterRateLimits> = {};
-  readonly #redis = new RedisConnections();
-  readonly #listeners = new Map<string, RunningListener>();
+  /** Listeners by name. */
+  #listeners = new Map<string, RunningListener>();
   #admin: Server | undefined;
   #adminHandler: RequestListener | undefined;
-  readonly #affinitySecret: string;
-  readonly #accessLog: ReturnType<typeof accessLog>;
+  #affinitySecret: string;
+  #accessLog: ReturnType<typeof accessLog>;
   readonly #auditLog: ReturnType<typeof auditLog>;
+  readonly #redis = new RedisConnections();
+  /** Endpoint ids being drained and removed from kept clusters, by cluster name. */
+  readonly #removing = new Map<string, Set<string>>();
+  /** What a reload replaced, closing once its requests have finished; close() waits for it. */
+  readonly #retiring = new Set<Promise<void>>();
+  /** Proxies a reload replaced that are still draining; close() cuts them short with the rest. */
+  readonly #draining = new Set<ProxyInstance>();
+  /** Resolves when close() has closed every proxy. */
+  readonly #stopped: Promise<void>;
+  #stop: () => void = () => {};
+  /** Reloads run one at a time. */
+  #reloading: Promise<unknown> = Promise.resolve();
 
   private constructor(file: string, config: ProxyConfig, log: Logger) {
     this.#file = file;
     this.#config = config;
     this.#log = log;
-    const configured = secretOf(
-      config.global.affinity_secret,
-      config.global.affinity_secret_env,
-      'global.affinity_secret_env',
-    );
-    // One secret for the life of the process, so that affinity cookies and MCP sessions outlive
-    // reloads; replicas need a shared one.
-    this.#affinitySecret =
-      configured ?? process.env.MCGRAVITY_AFFINITY_SECRET ?? randomBytes(24).toString('base64url');
-    if (configured === undefined && process.env.MCGRAVITY_AFFINITY_SECRET === undefined)
-      log.warn(
-        'no global.affinity_secret: affinity cookies and MCP session ids are valid in this process only; give every replica the same one',
-      );
+    this.#stopped = new Promise((resolve) => {
+      this.#stop = resolve;
+    });
+    this.#affinitySecret = this.#secretFor(config);
     // Accepted so that files in the product's format load, but not acted on yet: say so.
     if (config.audit_log?.enabled === true)
       log.warn('audit_log: this version does not write admin changes to the audit log yet');
@@ -138,19 +180,13 @@ export class Runtime {
 
   async #start(): Promise<void> {
     const config = this.#config;
-    for (const [name, cluster] of Object.entries(config.clusters))
-      this.#clusters[name] = createCluster(
-        clusterOptions(name, cluster, config, this.#log.child({ cluster: name })),
-      );
-    for (const [name, cluster] of Object.entries(config.clusters))
+    for (const [name, cluster] of Object.entries(config.clusters)) {
+      this.#clusters[name] = this.#createCluster(name, config);
       if (cluster.rate_limits !== undefined)
         this.#limits[name] = await clusterRateLimits(name, cluster.rate_limits, config, this.#redis);
+    }
     for (const listener of config.listeners) {
-      const tls = tlsOf(listener, this.#file);
-      const server =
-        tls === undefined
-          ? http.createServer(serverOptions)
-          : https.createServer({ ...serverOptions, ...tls });
+      const server = serverFor(listener, this.#file);
       const proxy = this.#proxyFor(listener);
       proxy.attach(server);
       this.#listeners.set(listener.name, { config: listener, server, proxy });
@@ -162,6 +198,30 @@ export class Runtime {
     await listenOn(admin, `${config.global.metrics_address}:${config.global.metrics_port}`);
   }
 
+  #createCluster(name: string, config: ProxyConfig): Cluster {
+    const settings = config.clusters[name];
+    if (settings === undefined) throw new Error(`no cluster named ${name}`);
+    return createCluster(clusterOptions(name, settings, config, this.#log.child({ cluster: name })));
+  }
+
+  /** The affinity secret of `config`; without one, the process keeps the random one it made. */
+  #secretFor(config: ProxyConfig): string {
+    const configured =
+      secretOf(
+        config.global.affinity_secret,
+        config.global.affinity_secret_env,
+        'global.affinity_secret_env',
+      ) ?? process.env.MCGRAVITY_AFFINITY_SECRET;
+    if (configured !== undefined) return configured;
+    // One secret for the life of the process, so that affinity cookies and MCP sessions outlive
+    // reloads; replicas need a shared one.
+    if (this.#affinitySecret === undefined)
+      this.#log.warn(
+        'no global.affinity_secret: affinity cookies and MCP session ids are valid in this process only; give every replica the same one',
+      );
+    return this.#affinitySecret ?? randomBytes(24).toString('base64url');
+  }
+
   #proxyFor(listener: ListenerConfig): ProxyInstance {
     const accessLog = this.#accessLog;
     return createProxy(
@@ -171,6 +231,216 @@ export class Runtime {
         ...(accessLog === undefined ? {} : { accessLog }),
       }),
     );
+  }
+
+  /**
+   * Applies a new configuration (already validated): see the file's header. Resolves with what
+   * changed; rejects, having changed nothing, when something of the new configuration cannot be
+   * made (a cluster's options, a certificate, a port, Redis).
+   */
+  reload(next: ProxyConfig): Promise<ReloadSummary> {
+    const run = this.#reloading.then(() => this.#reload(next));
+    this.#reloading = run.catch(() => undefined);
+    return run;
+  }
+
+  async #reload(next: ProxyConfig): Promise<ReloadSummary> {
+    const previous = this.#config;
+    const summary: ReloadSummary = {
+      clusters: { kept: [], created: [], rebuilt: [], removed: [] },
+      backends: { added: [], removed: [] },
+      listeners: { kept: [], opened: [], closed: [] },
+      warnings: [],
+    };
+    // 1. Everything that can fail, made aside.
+    const plans = new Map<string, ClusterPlan>();
+    const made: Record<string, Cluster> = {};
+    const limits: Record<string, ClusterRateLimits> = {};
+    const madeLimits: ClusterRateLimits[] = [];
+    const opened = new Map<string, Server>();
+    const certificates = new Map<string, { cert: Buffer; key: Buffer }>();
+    const takeover = this.#takeovers(next.listeners);
+    try {
+      for (const [name, cluster] of Object.entries(next.clusters)) {
+        const plan = planCluster(
+          name,
+          previous,
+          next,
+          this.#clusters[name],
+          this.#removing.get(name) ?? new Set(),
+        );
+        plans.set(name, plan);
+        if (plan.kind !== 'keep') made[name] = this.#createCluster(name, next);
+        if (cluster.rate_limits === undefined) continue;
+        const running = this.#limits[name];
+        if (running !== undefined && sameRateLimits(name, previous, next)) limits[name] = running;
+        else {
+          limits[name] = await clusterRateLimits(name, cluster.rate_limits, next, this.#redis);
+          madeLimits.push(limits[name]);
+        }
+      }
+      for (const listener of next.listeners) {
+        const tls = tlsOf(listener, this.#file);
+        if (tls !== undefined) certificates.set(listener.name, tls);
+        if (takeover.has(listener.name)) continue;
+        const server = serverFor(listener, this.#file);
+        opened.set(listener.name, server);
+        await listenOn(server, listener.address);
+      }
+    } catch (error) {
+      await Promise.all([
+        ...Object.values(made).map((cluster) => cluster.close({ timeoutMs: 0 })),
+        ...madeLimits.flatMap(({ limiters }) => limiters.map((limiter) => limiter.close())),
+        ...[...opened.values()].map(
+          (server) => new Promise<void>((resolve) => server.close(() => resolve())),
+        ),
+      ]);
+      throw error;
+    }
+
+    // 2. The switch: nothing below can fail for reasons of the configuration.
+    const clusters: Record<string, Cluster> = {};
+    const replaced: Cluster[] = [];
+    for (const [name, plan] of plans) {
+      const running = this.#clusters[name];
+      if (plan.kind !== 'keep') {
+        clusters[name] = made[name] as Cluster;
+        if (plan.kind === 'rebuild') {
+          summary.clusters.rebuilt.push(`${name} (${plan.reason})`);
+          replaced.push(running as Cluster);
+          this.#removing.delete(name);
+        } else summary.clusters.created.push(name);
+        continue;
+      }
+      const cluster = running as Cluster;
+      clusters[name] = cluster;
+      summary.clusters.kept.push(name);
+      for (const backend of plan.add) summary.backends.added.push(`${name}/${cluster.add(backend).id}`);
+      for (const { id, weight } of plan.keep) {
+        cluster.setWeight(id, weight);
+        cluster.undrain(id);
+      }
+      for (const id of plan.remove) {
+        summary.backends.removed.push(`${name}/${id}`);
+        this.#removeBackend(name, cluster, id, next);
+      }
+    }
+    for (const [name, cluster] of Object.entries(this.#clusters)) {
+      if (Object.hasOwn(next.clusters, name)) continue;
+      summary.clusters.removed.push(name);
+      replaced.push(cluster);
+      this.#removing.delete(name);
+    }
+    const retiredLimits = Object.entries(this.#limits)
+      .filter(([name, set]) => limits[name] !== set)
+      .map(([, set]) => set);
+    const oldAccessLog = this.#accessLog;
+    const accessLogChanged = !isDeepStrictEqual(previous.access_log, next.access_log);
+    if (accessLogChanged) this.#accessLog = accessLog(next, this.#file);
+    this.#config = next;
+    this.#clusters = clusters;
+    this.#limits = limits;
+    this.#affinitySecret = this.#secretFor(next);
+    if (process.env.MCGRAVITY_LOG_LEVEL === undefined) this.#log.level = next.global.log_level;
+
+    const listeners = new Map<string, RunningListener>();
+    const retiring: ProxyInstance[] = [];
+    const handedOver = new Set<RunningListener>();
+    for (const listener of next.listeners) {
+      const proxy = this.#proxyFor(listener);
+      const old = takeover.get(listener.name);
+      const server = old?.server ?? (opened.get(listener.name) as Server);
+      const tls = certificates.get(listener.name);
+      if (old !== undefined && tls !== undefined) (server as https.Server).setSecureContext(tls);
+      proxy.attach(server);
+      if (old !== undefined) {
+        old.proxy.detach(server);
+        retiring.push(old.proxy);
+        handedOver.add(old);
+        summary.listeners.kept.push(listener.name);
+      } else summary.listeners.opened.push(listener.name);
+      listeners.set(listener.name, { config: listener, server, proxy });
+    }
+    for (const old of this.#listeners.values()) {
+      if (handedOver.has(old)) continue;
+      // Its server is still attached: closing the proxy stops accepting and drains it.
+      summary.listeners.closed.push(old.config.name);
+      retiring.push(old.proxy);
+    }
+    this.#listeners = listeners;
+
+    const admin = next.global;
+    if (
+      admin.metrics_address !== previous.global.metrics_address ||
+      admin.metrics_port !== previous.global.metrics_port
+    )
+      summary.warnings.push('global.metrics_address and metrics_port take effect at the next start');
+    if (admin.workers !== previous.global.workers)
+      summary.warnings.push('global.workers takes effect at the next start');
+    this.#adminHandler = this.#adminListener();
+
+    // 3. What was replaced closes once its requests have finished.
+    const timeoutMs = parseDuration(next.global.shutdown_timeout);
+    for (const proxy of retiring) this.#draining.add(proxy);
+    this.#retire(async () => {
+      const drained = Promise.all(retiring.map((proxy) => proxy.close({ timeoutMs })));
+      await Promise.race([drained, this.#stopped]);
+      for (const proxy of retiring) this.#draining.delete(proxy);
+      await Promise.all([
+        ...replaced.map((cluster) => cluster.close({ timeoutMs: 0 })),
+        ...retiredLimits.flatMap(({ limiters }) => limiters.map((limiter) => limiter.close())),
+        accessLogChanged ? oldAccessLog?.close() : undefined,
+      ]);
+    });
+    return summary;
+  }
+
+  /**
+   * Which running listener's server each new listener takes over: one with the same address and
+   * scheme, under the same name if there is one. Each server goes to one listener at most.
+   */
+  #takeovers(listeners: readonly ListenerConfig[]): Map<string, RunningListener> {
+    const takeover = new Map<string, RunningListener>();
+    const free = new Set(this.#listeners.values());
+    const claim = (listener: ListenerConfig, candidate: RunningListener | undefined) => {
+      if (candidate === undefined || !free.has(candidate)) return;
+      if (listenerKey(candidate.config) !== listenerKey(listener)) return;
+      takeover.set(listener.name, candidate);
+      free.delete(candidate);
+    };
+    for (const listener of listeners) claim(listener, this.#listeners.get(listener.name));
+    for (const listener of listeners) {
+      if (takeover.has(listener.name)) continue;
+      for (const candidate of free) {
+        claim(listener, candidate);
+        if (takeover.has(listener.name)) break;
+      }
+    }
+    return takeover;
+  }
+
+  /** Drains `id` out of a kept cluster, in the background. */
+  #removeBackend(name: string, cluster: Cluster, id: string, config: ProxyConfig): void {
+    const done = this.#removing.get(name) ?? new Set<string>();
+    this.#removing.set(name, done);
+    done.add(id);
+    this.#retire(async () => {
+      try {
+        await cluster.remove(id, { timeoutMs: parseDuration(config.global.shutdown_timeout) });
+      } catch {
+        // Removed already (the cluster was rebuilt or closed meanwhile).
+      } finally {
+        done.delete(id);
+      }
+    });
+  }
+
+  #retire(work: () => Promise<void>): void {
+    const running = work().catch((error: unknown) =>
+      this.#log.error({ err: error }, 'closing what a reload replaced failed'),
+    );
+    this.#retiring.add(running);
+    void running.then(() => this.#retiring.delete(running));
   }
 
   /** What the admin listener reports of every listener's proxy, summed. */
@@ -228,8 +498,11 @@ export class Runtime {
    * cluster and log.
    */
   async close(timeoutMs = parseDuration(this.#config.global.shutdown_timeout)): Promise<void> {
-    await Promise.all([...this.#listeners.values()].map(({ proxy }) => proxy.close({ timeoutMs })));
+    const proxies = [...[...this.#listeners.values()].map(({ proxy }) => proxy), ...this.#draining];
+    await Promise.all(proxies.map((proxy) => proxy.close({ timeoutMs })));
     this.#listeners.clear();
+    this.#stop();
+    await Promise.all(this.#retiring);
     if (this.#admin !== undefined) {
       const admin = this.#admin;
       await new Promise<void>((resolve) => {
@@ -242,7 +515,7 @@ export class Runtime {
       Object.values(this.#limits).flatMap(({ limiters }) => limiters.map((limiter) => limiter.close())),
     );
     await this.#redis.close();
-    await Promise.all([this.#accessLog?.flush(), this.#auditLog?.flush()]);
+    await Promise.all([this.#accessLog?.close(), this.#auditLog?.close()]);
   }
 }
 

@@ -18,7 +18,11 @@ export function processLog(level: string): Logger {
 interface LineSink {
   write(line: string): unknown;
   flush(callback: (error?: Error) => void): void;
+  end(): void;
 }
+
+/** A log of JSON lines: call it with an entry; `close()` writes what is pending and lets go of the file. */
+export type LineLog<T> = ((entry: T) => void) & { flush(): Promise<void>; close(): Promise<void> };
 
 /** A sink of plain JSON lines (no level, no pid): each entry as it is. */
 function linesTo(
@@ -42,16 +46,13 @@ function linesTo(
 }
 
 /** The access log of a configuration, or undefined when it is off. */
-export function accessLog(
-  config: ProxyConfig,
-  configFile: string,
-): (((entry: AccessLogEntry) => void) & { flush(): Promise<void> }) | undefined {
+export function accessLog(config: ProxyConfig, configFile: string): LineLog<AccessLogEntry> | undefined {
   const settings = config.access_log;
   if (settings === undefined || !settings.enabled) return undefined;
   const sink = linesTo(settings.path, configFile, settings.rotation);
   // Every field on every line (null when absent), so that log pipelines see one schema.
   const write = (entry: AccessLogEntry) => sink.write(`${JSON.stringify(entry, nullForUndefined)}\n`);
-  return Object.assign(write, { flush: () => flushed(sink) });
+  return lineLog(write, sink, settings.path);
 }
 
 function nullForUndefined(_key: string, value: unknown): unknown {
@@ -70,10 +71,7 @@ export interface AuditEntry {
 }
 
 /** The audit log of a configuration, or undefined when it is off. */
-export function auditLog(
-  config: ProxyConfig,
-  configFile: string,
-): (((entry: AuditEntry) => void) & { flush(): Promise<void> }) | undefined {
+export function auditLog(config: ProxyConfig, configFile: string): LineLog<AuditEntry> | undefined {
   const settings = config.audit_log;
   if (settings === undefined || !settings.enabled) return undefined;
   const sink = linesTo(settings.path, configFile);
@@ -82,7 +80,18 @@ export function auditLog(
     sink.write(
       `${JSON.stringify({ time: new Date().toISOString(), ...(label === undefined ? {} : { compliance_mode: label }), ...entry })}\n`,
     );
-  return Object.assign(write, { flush: () => flushed(sink) });
+  return lineLog(write, sink, settings.path);
+}
+
+function lineLog<T>(write: (entry: T) => void, sink: LineSink, path: string): LineLog<T> {
+  return Object.assign(write, {
+    flush: () => flushed(sink),
+    // stdout and stderr stay open: the process log and others write there too.
+    close: async () => {
+      await flushed(sink);
+      if (path !== 'stdout' && path !== 'stderr') sink.end();
+    },
+  });
 }
 
 /** Resolves once what `sink` was given is written. */

@@ -12,6 +12,7 @@ import { readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
+import type { Logger } from 'pino';
 import { stringify } from 'yaml';
 import { createCluster } from '../cluster/Cluster.js';
 import { clusterOptions } from './build.js';
@@ -34,7 +35,7 @@ Environment:
   MCGRAVITY_CONFIG     the configuration file, when --config is not given
   MCGRAVITY_LOG_LEVEL  overrides global.log_level (fatal, error, warn, info, debug, trace, silent)
 
-Signals: SIGTERM and SIGINT drain and exit.
+Signals: SIGTERM and SIGINT drain and exit; SIGHUP reloads the configuration.
 Exit codes: 0 done, 1 failure while running, 2 configuration or usage error.
 Docs: docs/cli.md and docs/configuration.md`;
 
@@ -134,7 +135,34 @@ function parse(argv: readonly string[]) {
   });
 }
 
-/** Runs the proxy until SIGTERM or SIGINT; resolves with the exit code. */
+/**
+ * Reads the file again and applies it. A file with mistakes, or one whose clusters, certificates or
+ * ports cannot be set up, leaves the running configuration in place; either way the log says what
+ * happened.
+ */
+async function reload(file: string, runtime: Runtime, log: Logger): Promise<void> {
+  log.info({ file }, 'SIGHUP: reloading the configuration');
+  let config: ProxyConfig;
+  try {
+    config = loadConfig(file);
+  } catch (error) {
+    const problems = error instanceof ConfigError ? error.problems.length : 1;
+    log.error(
+      { file, problems, detail: (error as Error).message },
+      'reload refused: the file has mistakes; the running configuration stays',
+    );
+    return;
+  }
+  try {
+    const summary = await runtime.reload(config);
+    for (const warning of summary.warnings) log.warn(warning);
+    log.info(summary, 'reloaded');
+  } catch (error) {
+    log.error({ err: error }, `reload failed: ${(error as Error).message}; the running configuration stays`);
+  }
+}
+
+/** Runs the proxy until SIGTERM or SIGINT; resolves with the exit code. SIGHUP reloads. */
 async function run(file: string, config: ProxyConfig): Promise<number> {
   const log = processLog(process.env.MCGRAVITY_LOG_LEVEL ?? config.global.log_level);
   let runtime: Runtime;
@@ -171,9 +199,8 @@ async function run(file: string, config: ProxyConfig): Promise<number> {
     };
     process.on('SIGTERM', stop);
     process.on('SIGINT', stop);
-    // Without a listener SIGHUP would end the process, as a terminal hang-up does.
-    process.on('SIGHUP', () =>
-      log.warn('SIGHUP: this version does not reload; the configuration in use stays'),
-    );
+    process.on('SIGHUP', () => {
+      if (!stopping) void reload(file, runtime, log);
+    });
   });
 }

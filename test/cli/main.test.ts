@@ -45,6 +45,8 @@ interface Running {
   readonly child: ChildProcess;
   readonly urls: Record<string, string>;
   readonly stdout: string[];
+  /** The process log's entries so far. */
+  readonly log: Record<string, unknown>[];
   readonly exited: Promise<number | null>;
 }
 
@@ -55,6 +57,7 @@ async function start(configFile: string): Promise<Running> {
   });
   const urls: Record<string, string> = {};
   const stdout: string[] = [];
+  const log: Record<string, unknown>[] = [];
   let started = false;
   let errors = '';
   const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
@@ -70,6 +73,7 @@ async function start(configFile: string): Promise<Running> {
   lines(child.stderr, (line) => {
     errors += `${line}\n`;
     const entry = JSON.parse(line) as { listener?: string; url?: string; msg?: string };
+    log.push(entry);
     if (entry.listener !== undefined && entry.url !== undefined) urls[entry.listener] = entry.url;
     if (entry.msg === 'mcgravity started') started = true;
   });
@@ -84,7 +88,7 @@ async function start(configFile: string): Promise<Running> {
       throw new Error(`mcgravity exited with ${code}: ${errors}`);
     }),
   ]);
-  return { child, urls, stdout, exited };
+  return { child, urls, stdout, log, exited };
 }
 
 async function upstream(name: string): Promise<Upstream> {
@@ -246,4 +250,44 @@ listeners:
       expect(await (await request(`${url}/hello`, { dispatcher })).body.text()).toBe('secure /hello');
     },
   );
+
+  it('reloads on SIGHUP: a broken file changes nothing, a good one applies without a restart', async () => {
+    const [a, b] = [await upstream('a'), await upstream('b')];
+    const dir = mkdtempSync(join(tmpdir(), 'mcgravity-hup-'));
+    const file = join(dir, 'proxy.yaml');
+    const text = (port: number) => `global: { metrics_port: 0 }
+clusters:
+  web: { backends: [{ address: "127.0.0.1:${port}" }] }
+listeners:
+  - { name: web, address: "127.0.0.1:0", cluster: web }
+`;
+    writeFileSync(file, text(a.port));
+    const proxy = await start(file);
+    const url = proxy.urls.web as string;
+    const body = async () => (await request(`${url}/x`)).body.text();
+    expect(await body()).toBe('a /x');
+
+    writeFileSync(file, text(a.port).replace('backends:', 'backend:'));
+    proxy.child.kill('SIGHUP');
+    await within(
+      () => proxy.log.some((e) => String(e.msg).startsWith('reload refused')),
+      10_000,
+      'the refusal logged',
+    );
+    const refusal = proxy.log.find((e) => String(e.msg).startsWith('reload refused'));
+    expect(refusal?.detail).toMatch(/proxy\.yaml:3:\d+ clusters\.web\.backend: unknown key "backend"/);
+    expect(await body()).toBe('a /x');
+
+    writeFileSync(file, text(b.port));
+    proxy.child.kill('SIGHUP');
+    await within(() => proxy.log.some((e) => e.msg === 'reloaded'), 10_000, 'the reload logged');
+    expect(proxy.log.find((e) => e.msg === 'reloaded')).toMatchObject({
+      backends: { added: [`web/127.0.0.1:${b.port}`], removed: [`web/127.0.0.1:${a.port}`] },
+    });
+    expect(proxy.child.exitCode).toBe(null);
+    expect(await body()).toBe('b /x');
+    expect(proxy.urls.web).toBe(url);
+    proxy.child.kill('SIGTERM');
+    expect(await proxy.exited).toBe(0);
+  });
 });
