@@ -1,6 +1,11 @@
 // Public API of mcgravity. This file only re-exports; see docs/architecture.md for the layers.
 
-export { type AdminOptions, createAdmin } from './admin/createAdmin.js';
+export {
+  type AdminChange,
+  type AdminOptions,
+  type AdminSetting,
+  createAdmin,
+} from './admin/createAdmin.js';
 export { type MetricsSources, type ProxyMetricsSource, renderPrometheus } from './admin/metrics.js';
 export type { Balancer, BalancerName, PickContext } from './balancer/Balancer.js';
 export { ConsistentHashBalancer, type ConsistentHashOptions } from './balancer/ConsistentHashBalancer.js';

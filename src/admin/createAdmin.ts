@@ -16,9 +16,13 @@
  * - `POST /api/v1/clusters/{name}/backends` with a backend as JSON: adds it;
  * - `PATCH /api/v1/clusters/{name}/backends/{id}` with `{ weight?, drain? }`;
  * - `POST /api/v1/clusters/{name}/backends/{id}/drain`: drains it (it stays, out of rotation);
- * - `DELETE /api/v1/clusters/{name}/backends/{id}`: drains and removes it.
+ * - `DELETE /api/v1/clusters/{name}/backends/{id}`: drains and removes it;
+ * - `POST /api/v1/clusters/{name}/{setting}` for each of the `settings` given (the command's
+ *   traffic split, rate limits and circuit breaker), whose `GET` is open like the other reads.
+ *
+ * Each change that is made is reported to `onChange` (an audit log): who, what, before and after.
  */
-import { timingSafeEqual } from 'node:crypto';
+import { createHash, timingSafeEqual } from 'node:crypto';
 import type { IncomingMessage, RequestListener, ServerResponse } from 'node:http';
 import type { Cluster } from '../cluster/Cluster.js';
 import { type Duration, optionalDuration } from '../core/duration.js';
@@ -41,10 +45,44 @@ export interface AdminOptions {
   limiters?: Readonly<Record<string, RateLimiter>>;
   /** Bearer token that mutations need; without one they are refused. */
   token?: string;
+  /**
+   * More per-cluster settings to read and change, by path segment: `{ 'circuit-breaker': … }` serves
+   * `GET` and `POST /api/v1/clusters/{name}/circuit-breaker`.
+   */
+  settings?: Readonly<Record<string, AdminSetting>>;
+  /** Called after each change is made, with who made it and what it changed (an audit log). */
+  onChange?: (change: AdminChange) => void;
   /** Largest request body accepted. @default 64 KiB */
   maxBodyBytes?: number;
   /** Time a client has to send a request body before it gets 408. @default 10_000 */
   bodyTimeoutMs?: Duration;
+}
+
+/** A per-cluster setting served by the admin API (see {@link AdminOptions.settings}). */
+export interface AdminSetting {
+  /** The cluster's current value, for `GET` and for the `before` and `after` of a change. */
+  read(cluster: string): unknown;
+  /**
+   * Applies a new value, the body of a `POST`. Throw to refuse it: a McgravityError keeps its
+   * status, any other error is a 400 with its message.
+   */
+  write(cluster: string, value: unknown): unknown;
+}
+
+/** One change made through the admin API. */
+export interface AdminChange {
+  /** Who: `token:` and the first 8 hex digits of the token's SHA-256 (never the token itself). */
+  readonly actor: string;
+  /** The caller's address. */
+  readonly client: string;
+  /** `POST /api/v1/clusters/api/backends`… */
+  readonly action: string;
+  readonly cluster: string;
+  /** The backend, for changes to one. */
+  readonly backend?: string;
+  /** The state before and after: the backend (id, url, weight, draining) or the setting's value. */
+  readonly before: unknown;
+  readonly after: unknown;
 }
 
 function json(
@@ -114,7 +152,7 @@ export function createAdmin(options: AdminOptions): RequestListener {
   if (options === null || typeof options !== 'object') throw new TypeError('createAdmin needs options');
   checkKnownOptions(
     options,
-    ['clusters', 'proxy', 'limiters', 'token', 'maxBodyBytes', 'bodyTimeoutMs'],
+    ['clusters', 'proxy', 'limiters', 'token', 'settings', 'onChange', 'maxBodyBytes', 'bodyTimeoutMs'],
     'createAdmin',
   );
   const clusters = { ...(options.proxy?.clusters ?? {}), ...(options.clusters ?? {}) };
@@ -131,6 +169,51 @@ export function createAdmin(options: AdminOptions): RequestListener {
     );
   }
   const token = options.token === undefined ? undefined : Buffer.from(options.token);
+  const actor =
+    options.token === undefined
+      ? 'none'
+      : `token:${createHash('sha256').update(options.token).digest('hex').slice(0, 8)}`;
+  const settings = options.settings ?? {};
+  for (const [name, setting] of Object.entries(settings)) {
+    if (!/^[a-z0-9-]+$/.test(name) || name === 'backends')
+      throw new TypeError(
+        `settings.${name}: a setting's name must be a path segment of a-z, 0-9 and "-", not "backends"`,
+      );
+    if (typeof setting?.read !== 'function' || typeof setting.write !== 'function')
+      throw new TypeError(`settings.${name} must have read() and write() methods`);
+  }
+  if (options.onChange !== undefined && typeof options.onChange !== 'function')
+    throw new TypeError(`onChange must be a function, got ${describeValue(options.onChange)}`);
+  const onChange = options.onChange;
+  const changed = (
+    req: IncomingMessage,
+    cluster: string,
+    before: unknown,
+    after: unknown,
+    backend?: string,
+  ): void => {
+    if (onChange === undefined) return;
+    const path = (req.url ?? '/').split('?')[0];
+    try {
+      onChange({
+        actor,
+        client: req.socket.remoteAddress ?? '',
+        action: `${req.method} ${path}`,
+        cluster,
+        ...(backend === undefined ? {} : { backend }),
+        before,
+        after,
+      });
+    } catch {
+      // An audit hook that throws must not turn a change that was made into an error.
+    }
+  };
+  const backendState = (cluster: Cluster, id: string) => {
+    const stats = cluster.stats().endpoints.find((e) => e.id === id);
+    return stats === undefined
+      ? undefined
+      : { id, url: stats.url, weight: stats.weight, draining: stats.draining };
+  };
   const maxBodyBytes = optionalNumber(options.maxBodyBytes, 'maxBodyBytes', 64 * 1024, {
     min: 1,
     integer: true,
@@ -243,11 +326,13 @@ export function createAdmin(options: AdminOptions): RequestListener {
         return json(res, 200, { backends: clusterNamed(segment(backends[1] as string)).stats().endpoints });
       }
       authorise(req);
-      const cluster = clusterNamed(segment(backends[1] as string));
+      const clusterName = segment(backends[1] as string);
+      const cluster = clusterNamed(clusterName);
       if (id === undefined && method === 'POST') {
         const config = (await body(req)) as BackendConfig;
         try {
           const endpoint = cluster.add(config);
+          changed(req, clusterName, undefined, backendState(cluster, endpoint.id), endpoint.id);
           return json(res, 201, { id: endpoint.id, url: endpoint.url, weight: endpoint.weight });
         } catch (error) {
           throw new McgravityError('EBADREQUEST', (error as Error).message);
@@ -256,7 +341,9 @@ export function createAdmin(options: AdminOptions): RequestListener {
       const endpointId = id === undefined ? undefined : segment(id);
       if (endpointId !== undefined && drainPath && method === 'POST') {
         requireEndpoint(cluster, endpointId);
+        const before = backendState(cluster, endpointId);
         void cluster.drain(endpointId);
+        changed(req, clusterName, before, backendState(cluster, endpointId), endpointId);
         return json(res, 202, { id: endpointId, draining: true });
       }
       if (endpointId !== undefined && !drainPath && method === 'PATCH') {
@@ -267,6 +354,7 @@ export function createAdmin(options: AdminOptions): RequestListener {
         const unknown = Object.keys(change).filter((key) => key !== 'weight' && key !== 'drain');
         if (unknown.length > 0)
           throw new McgravityError('EBADREQUEST', `unknown field "${unknown[0]}" (weight, drain)`);
+        const before = backendState(cluster, endpointId);
         if (change.weight !== undefined) {
           try {
             cluster.setWeight(endpointId, change.weight as number);
@@ -278,15 +366,42 @@ export function createAdmin(options: AdminOptions): RequestListener {
         else if (change.drain === false) cluster.undrain(endpointId);
         else if (change.drain !== undefined)
           throw new McgravityError('EBADREQUEST', 'drain must be true or false');
-        const stats = cluster.stats().endpoints.find((e) => e.id === endpointId);
-        return json(res, 200, { id: endpointId, weight: stats?.weight, draining: stats?.draining });
+        const after = backendState(cluster, endpointId);
+        changed(req, clusterName, before, after, endpointId);
+        return json(res, 200, { id: endpointId, weight: after?.weight, draining: after?.draining });
       }
       if (endpointId !== undefined && !drainPath && method === 'DELETE') {
         requireEndpoint(cluster, endpointId);
+        const before = backendState(cluster, endpointId);
         void cluster.remove(endpointId);
+        changed(req, clusterName, before, undefined, endpointId);
         return json(res, 202, { id: endpointId, removing: true });
       }
       throw new McgravityError('EMETHOD', `${method} is not allowed on ${path}`);
+    }
+    const setting = /^\/api\/v1\/clusters\/([^/]+)\/([a-z0-9-]+)$/.exec(path);
+    const handler = setting === null ? undefined : settings[setting[2] as string];
+    if (setting !== null && handler !== undefined && Object.hasOwn(settings, setting[2] as string)) {
+      if (method === 'GET') {
+        const name = segment(setting[1] as string);
+        clusterNamed(name);
+        return json(res, 200, handler.read(name) ?? null);
+      }
+      if (method !== 'POST') throw new McgravityError('EMETHOD', `${method} is not allowed on ${path}`);
+      authorise(req);
+      const name = segment(setting[1] as string);
+      clusterNamed(name);
+      const value = await body(req);
+      const before = handler.read(name);
+      try {
+        await handler.write(name, value);
+      } catch (error) {
+        if (isMcgravityError(error)) throw error;
+        throw new McgravityError('EBADREQUEST', (error as Error).message);
+      }
+      const after = handler.read(name);
+      changed(req, name, before, after);
+      return json(res, 200, after ?? null);
     }
     throw new McgravityError('ENOTFOUND', `nothing at ${path}`);
   };

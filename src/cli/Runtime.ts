@@ -22,13 +22,14 @@ import https from 'node:https';
 import type { AddressInfo } from 'node:net';
 import { isDeepStrictEqual } from 'node:util';
 import type { Logger } from 'pino';
-import { createAdmin } from '../admin/createAdmin.js';
+import { type AdminSetting, createAdmin } from '../admin/createAdmin.js';
 import type { ProxyMetricsSource } from '../admin/metrics.js';
 import { type Cluster, createCluster } from '../cluster/Cluster.js';
 import { parseDuration } from '../core/duration.js';
 import { createProxy, type Proxy as ProxyInstance } from '../proxy/createProxy.js';
 import { clusterOptions, proxyOptions } from './build.js';
 import { fileFrom, listenAddress } from './config/addresses.js';
+import { checkConfig } from './config/load.js';
 import type { ListenerConfig, ProxyConfig } from './config/schema.js';
 import { accessLog, auditLog } from './logs.js';
 import { type ClusterRateLimits, clusterRateLimits, RedisConnections } from './rateLimits.js';
@@ -144,8 +145,6 @@ export class Runtime {
     });
     this.#affinitySecret = this.#secretFor(config);
     // Accepted so that files in the product's format load, but not acted on yet: say so.
-    if (config.audit_log?.enabled === true)
-      log.warn('audit_log: this version does not write admin changes to the audit log yet');
     if (config.global.workers !== 1)
       log.warn({ workers: config.global.workers }, 'global.workers: this version runs one process');
     this.#accessLog = accessLog(config, file);
@@ -238,13 +237,14 @@ export class Runtime {
    * changed; rejects, having changed nothing, when something of the new configuration cannot be
    * made (a cluster's options, a certificate, a port, Redis).
    */
-  reload(next: ProxyConfig): Promise<ReloadSummary> {
-    const run = this.#reloading.then(() => this.#reload(next));
+  reload(next: ProxyConfig, options: { fromFile?: boolean } = {}): Promise<ReloadSummary> {
+    const fromFile = options.fromFile ?? true;
+    const run = this.#reloading.then(() => this.#reload(next, fromFile));
     this.#reloading = run.catch(() => undefined);
     return run;
   }
 
-  async #reload(next: ProxyConfig): Promise<ReloadSummary> {
+  async #reload(next: ProxyConfig, fromFile: boolean): Promise<ReloadSummary> {
     const previous = this.#config;
     const summary: ReloadSummary = {
       clusters: { kept: [], created: [], rebuilt: [], removed: [] },
@@ -315,6 +315,8 @@ export class Runtime {
       const cluster = running as Cluster;
       clusters[name] = cluster;
       summary.clusters.kept.push(name);
+      // An admin change leaves the backends as the admin API made them; a file brings them in line.
+      if (!fromFile) continue;
       for (const backend of plan.add) summary.backends.added.push(`${name}/${cluster.add(backend).id}`);
       for (const { id, weight } of plan.keep) {
         cluster.setWeight(id, weight);
@@ -375,6 +377,8 @@ export class Runtime {
       admin.metrics_port !== previous.global.metrics_port
     )
       summary.warnings.push('global.metrics_address and metrics_port take effect at the next start');
+    if (!isDeepStrictEqual(next.audit_log, previous.audit_log))
+      summary.warnings.push('audit_log takes effect at the next start');
     if (admin.workers !== previous.global.workers)
       summary.warnings.push('global.workers takes effect at the next start');
     this.#adminHandler = this.#adminListener();
@@ -475,9 +479,16 @@ export class Runtime {
   #adminListener(): RequestListener {
     const settings = this.#config.global;
     const token = secretOf(settings.admin_token, settings.admin_token_env, 'global.admin_token_env');
+    const audit = this.#auditLog;
     const admin = createAdmin({
       clusters: this.#clusters,
       proxy: this.#metricsSource(),
+      settings: {
+        'traffic-split': this.#setting('traffic_split'),
+        'rate-limits': this.#setting('rate_limits'),
+        'circuit-breaker': this.#setting('circuit_breaker'),
+      },
+      ...(audit === undefined ? {} : { onChange: audit }),
       ...(token === undefined ? {} : { token }),
     });
     if (settings.stats_enabled) return admin;
@@ -490,6 +501,26 @@ export class Runtime {
           error: { code: 'ENOTFOUND', message: 'stats are disabled (global.stats_enabled)' },
         }),
       );
+    };
+  }
+
+  /**
+   * A section of a cluster that the admin API reads and changes. A change is the running
+   * configuration with that section replaced (`null` removes it), checked like a file and applied
+   * like a reload, except that backends changed through the API stay. The file wins: the next
+   * SIGHUP applies the file as it is.
+   */
+  #setting(section: 'traffic_split' | 'rate_limits' | 'circuit_breaker'): AdminSetting {
+    return {
+      read: (cluster) => this.#config.clusters[cluster]?.[section] ?? null,
+      write: async (cluster, value) => {
+        const next = structuredClone(this.#config);
+        const settings = next.clusters[cluster] as Record<string, unknown>;
+        if (value === null) delete settings[section];
+        else settings[section] = value;
+        const summary = await this.reload(checkConfig(next, this.#file, 'refused:'), { fromFile: false });
+        this.#log.info({ cluster, section, ...summary.clusters }, 'changed through the admin API');
+      },
     };
   }
 

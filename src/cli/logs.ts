@@ -5,6 +5,7 @@
  * `max_files` rotated files: `access.log` is written as `access.1.log`, `access.2.log`…
  */
 import pino, { type Logger } from 'pino';
+import type { AdminChange } from '../admin/createAdmin.js';
 import type { AccessLogEntry } from '../proxy/createProxy.js';
 import { fileFrom, sizeBytes } from './config/addresses.js';
 import type { ProxyConfig } from './config/schema.js';
@@ -59,26 +60,15 @@ function nullForUndefined(_key: string, value: unknown): unknown {
   return value === undefined ? null : value;
 }
 
-/** One admin change, as the audit log records it. */
-export interface AuditEntry {
-  /** Who: the token's id (`token:ab12cd34`, a hash prefix) and the client address. */
-  readonly actor: string;
-  readonly client: string;
-  /** `POST /api/v1/clusters/claims/backends`… */
-  readonly action: string;
-  readonly before: unknown;
-  readonly after: unknown;
-}
-
 /** The audit log of a configuration, or undefined when it is off. */
-export function auditLog(config: ProxyConfig, configFile: string): LineLog<AuditEntry> | undefined {
+export function auditLog(config: ProxyConfig, configFile: string): LineLog<AdminChange> | undefined {
   const settings = config.audit_log;
   if (settings === undefined || !settings.enabled) return undefined;
   const sink = linesTo(settings.path, configFile);
   const label = settings.compliance_mode;
-  const write = (entry: AuditEntry) =>
+  const write = (entry: AdminChange) =>
     sink.write(
-      `${JSON.stringify({ time: new Date().toISOString(), ...(label === undefined ? {} : { compliance_mode: label }), ...entry })}\n`,
+      `${JSON.stringify({ time: new Date().toISOString(), ...(label === undefined ? {} : { compliance_mode: label }), ...entry }, nullForUndefined)}\n`,
     );
   return lineLog(write, sink, settings.path);
 }

@@ -1,10 +1,11 @@
-import http from 'node:http';
+import { createHash } from 'node:crypto';
+import http, { type RequestListener } from 'node:http';
 import net, { type AddressInfo } from 'node:net';
 // @ts-expect-error: the parser ships no types
 import parsePrometheus from 'parse-prometheus-text-format';
 import { request } from 'undici';
 import { describe, expect, it } from 'vitest';
-import { createAdmin } from '../../src/admin/createAdmin.js';
+import { type AdminChange, createAdmin } from '../../src/admin/createAdmin.js';
 import { type Cluster, createCluster } from '../../src/cluster/Cluster.js';
 import { RateLimiter } from '../../src/limit/RateLimiter.js';
 import { createProxy } from '../../src/proxy/createProxy.js';
@@ -47,6 +48,13 @@ async function setup() {
   defer(() => new Promise((resolve) => server.close(resolve)));
   const base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
   return { web, empty, base, upstreams };
+}
+
+async function serve(listener: RequestListener): Promise<string> {
+  const server = http.createServer(listener);
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  defer(() => new Promise((resolve) => server.close(resolve)));
+  return `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
 }
 
 async function call(url: string, options: { method?: string; body?: unknown; token?: string } = {}) {
@@ -310,5 +318,115 @@ describe('createAdmin', () => {
     );
     expect(drained.status).toBe(202);
     expect(() => createAdmin({} as never)).toThrow(/createAdmin needs clusters/);
+  });
+
+  it('reports every change to onChange, with who made it, before and after', async () => {
+    const upstream = await startUpstream();
+    defer(() => upstream.close());
+    const web = createCluster({ name: 'web', backends: [{ url: upstream.url, id: 'a' }], health: false });
+    defer(() => web.close({ timeoutMs: 0 }));
+    const changes: AdminChange[] = [];
+    const base = await serve(
+      createAdmin({ clusters: { web }, token: TOKEN, onChange: (c) => changes.push(c) }),
+    );
+    await call(`${base}/api/v1/clusters/web/backends/a`, {
+      method: 'PATCH',
+      body: { weight: 7 },
+      token: TOKEN,
+    });
+    await call(`${base}/api/v1/clusters/web/backends`, {
+      method: 'POST',
+      body: { url: 'http://127.0.0.1:1', id: 'b' },
+      token: TOKEN,
+    });
+    await call(`${base}/api/v1/clusters/web/backends/b`, { method: 'DELETE', token: TOKEN });
+    // Refused changes are not changes.
+    await call(`${base}/api/v1/clusters/web/backends/a`, {
+      method: 'PATCH',
+      body: { weight: -1 },
+      token: TOKEN,
+    });
+    await call(`${base}/api/v1/clusters/web/backends/a`, { method: 'PATCH', body: { weight: 1 } });
+
+    const actor = `token:${createHash('sha256').update(TOKEN).digest('hex').slice(0, 8)}`;
+    expect(changes).toEqual([
+      {
+        actor,
+        client: '127.0.0.1',
+        action: 'PATCH /api/v1/clusters/web/backends/a',
+        cluster: 'web',
+        backend: 'a',
+        before: { id: 'a', url: upstream.url, weight: 1, draining: false },
+        after: { id: 'a', url: upstream.url, weight: 7, draining: false },
+      },
+      expect.objectContaining({
+        action: 'POST /api/v1/clusters/web/backends',
+        backend: 'b',
+        before: undefined,
+        after: { id: 'b', url: 'http://127.0.0.1:1', weight: 1, draining: false },
+      }),
+      expect.objectContaining({
+        action: 'DELETE /api/v1/clusters/web/backends/b',
+        before: { id: 'b', url: 'http://127.0.0.1:1', weight: 1, draining: false },
+        after: undefined,
+      }),
+    ]);
+    expect(JSON.stringify(changes)).not.toContain(TOKEN);
+  });
+
+  it('serves settings: GET reads, POST with the token writes, a refused value is 400 and no change', async () => {
+    const web = createCluster({ name: 'web', backends: ['http://127.0.0.1:1'], health: false });
+    defer(() => web.close({ timeoutMs: 0 }));
+    const values: Record<string, unknown> = { web: { failure_threshold: 5 } };
+    const changes: AdminChange[] = [];
+    const base = await serve(
+      createAdmin({
+        clusters: { web },
+        token: TOKEN,
+        onChange: (c) => changes.push(c),
+        settings: {
+          'circuit-breaker': {
+            read: (cluster) => values[cluster],
+            write: async (cluster, value) => {
+              if ((value as { failure_threshold?: unknown }).failure_threshold === 'many')
+                throw new Error('failure_threshold: expected a number');
+              values[cluster] = value;
+            },
+          },
+        },
+      }),
+    );
+    const path = `${base}/api/v1/clusters/web/circuit-breaker`;
+    const answer = async (options?: Parameters<typeof call>[1]) => {
+      const response = await call(path, options);
+      return { status: response.status, body: response.json() };
+    };
+    expect(await answer()).toEqual({ status: 200, body: { failure_threshold: 5 } });
+    expect((await answer({ method: 'POST', body: { failure_threshold: 9 } })).status).toBe(401);
+    expect(await answer({ method: 'POST', body: { failure_threshold: 9 }, token: TOKEN })).toEqual({
+      status: 200,
+      body: { failure_threshold: 9 },
+    });
+    expect(await answer({ method: 'POST', body: { failure_threshold: 'many' }, token: TOKEN })).toEqual({
+      status: 400,
+      body: { error: { code: 'EBADREQUEST', message: 'failure_threshold: expected a number' } },
+    });
+    expect((await call(`${base}/api/v1/clusters/nope/circuit-breaker`)).status).toBe(404);
+    expect((await call(`${base}/api/v1/clusters/web/other-thing`)).status).toBe(404);
+    expect(changes).toEqual([
+      expect.objectContaining({
+        action: 'POST /api/v1/clusters/web/circuit-breaker',
+        before: { failure_threshold: 5 },
+        after: { failure_threshold: 9 },
+      }),
+    ]);
+  });
+
+  it.each([
+    [{ backends: { read: () => 1, write: () => 1 } }, /not "backends"/],
+    [{ 'Traffic Split': { read: () => 1, write: () => 1 } }, /path segment/],
+    [{ split: { read: () => 1 } }, /settings\.split must have read\(\) and write\(\)/],
+  ])('refuses settings %#', (settings, message) => {
+    expect(() => createAdmin({ clusters: {}, settings: settings as never })).toThrow(message);
   });
 });

@@ -102,6 +102,26 @@ export function parseConfig(text: string, file: string): ProxyConfig {
   return parsed.data;
 }
 
+/**
+ * Checks a configuration given as a value rather than a file (the running one with a change from
+ * the admin API): the same schema and references, problems named by key path without a line.
+ */
+export function checkConfig(input: unknown, file: string, label: string): ProxyConfig {
+  const parsed = configSchema.safeParse(input, { reportInput: true });
+  const located = (path: readonly PathKey[], message: string, key?: string): ConfigProblem => ({
+    path: formatPath(key === undefined ? path : [...path, key]),
+    message,
+  });
+  if (!parsed.success)
+    throw new ConfigError(
+      label,
+      sortProblems(parsed.error.issues.flatMap((issue) => explain(issue, [], located))),
+    );
+  const problems = checkReferences(parsed.data, file).map(({ path, message }) => located(path, message));
+  if (problems.length > 0) throw new ConfigError(label, sortProblems(problems));
+  return parsed.data;
+}
+
 function displayName(file: string): string {
   return file.includes('/') ? file : basename(file);
 }
