@@ -2,6 +2,7 @@
 
 export {
   type AdminChange,
+  type AdminCluster,
   type AdminOptions,
   type AdminSetting,
   createAdmin,

@@ -32,17 +32,26 @@ import { checkKnownOptions, describeValue, optionalNumber } from '../core/valida
 import type { RateLimiter } from '../limit/RateLimiter.js';
 import { type ProxyMetricsSource, renderPrometheus } from './metrics.js';
 
+/**
+ * What the admin API uses of a cluster: a {@link Cluster}, or anything with these members (the
+ * `mcgravity` command's primary process passes views of its workers' clusters).
+ */
+export type AdminCluster = Pick<
+  Cluster,
+  'name' | 'endpoints' | 'stats' | 'add' | 'remove' | 'drain' | 'undrain' | 'setWeight'
+>;
+
 /** Options of {@link createAdmin}. */
 export interface AdminOptions {
   /** The clusters to report and manage, by name. @default the proxy's `clusters` */
-  clusters?: Readonly<Record<string, Cluster>>;
+  clusters?: Readonly<Record<string, AdminCluster>>;
   /**
    * A proxy whose in-flight requests, tunnels and MCP sessions to report; its clusters are reported
    * and managed too (those in `clusters` win a name they share).
    */
   proxy?: ProxyMetricsSource;
   /** Rate limiters to report, by name. */
-  limiters?: Readonly<Record<string, RateLimiter>>;
+  limiters?: Readonly<Record<string, Pick<RateLimiter, 'stats'>>>;
   /** Bearer token that mutations need; without one they are refused. */
   token?: string;
   /**
@@ -208,7 +217,7 @@ export function createAdmin(options: AdminOptions): RequestListener {
       // An audit hook that throws must not turn a change that was made into an error.
     }
   };
-  const backendState = (cluster: Cluster, id: string) => {
+  const backendState = (cluster: AdminCluster, id: string) => {
     const stats = cluster.stats().endpoints.find((e) => e.id === id);
     return stats === undefined
       ? undefined
@@ -232,12 +241,12 @@ export function createAdmin(options: AdminOptions): RequestListener {
     }
   };
 
-  const clusterNamed = (name: string): Cluster => {
+  const clusterNamed = (name: string): AdminCluster => {
     const cluster = Object.hasOwn(clusters, name) ? clusters[name] : undefined;
     if (cluster === undefined) throw new McgravityError('ENOTFOUND', `no cluster named "${name}"`);
     return cluster;
   };
-  const requireEndpoint = (cluster: Cluster, id: string): void => {
+  const requireEndpoint = (cluster: AdminCluster, id: string): void => {
     if (!cluster.endpoints.some((e) => e.id === id)) {
       throw new McgravityError('ENOTFOUND', `cluster ${cluster.name} has no backend "${id}"`);
     }

@@ -11,8 +11,8 @@ import { Exposition, type Labels, type MetricFamily } from '../observe/expositio
 
 /** What {@link renderPrometheus} reports on. */
 export interface MetricsSources {
-  clusters: Readonly<Record<string, Cluster>>;
-  limiters?: Readonly<Record<string, RateLimiter>>;
+  clusters: Readonly<Record<string, Pick<Cluster, 'stats'>>>;
+  limiters?: Readonly<Record<string, Pick<RateLimiter, 'stats'>>>;
   proxy?: ProxyMetricsSource;
 }
 

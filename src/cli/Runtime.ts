@@ -12,34 +12,37 @@
  */
 import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
-import http, {
-  type IncomingMessage,
-  type RequestListener,
-  type Server,
-  type ServerResponse,
-} from 'node:http';
+import http, { type RequestListener, type Server } from 'node:http';
 import https from 'node:https';
 import type { AddressInfo } from 'node:net';
 import { isDeepStrictEqual } from 'node:util';
 import type { Logger } from 'pino';
-import { type AdminSetting, createAdmin } from '../admin/createAdmin.js';
 import type { ProxyMetricsSource } from '../admin/metrics.js';
 import { type Cluster, createCluster } from '../cluster/Cluster.js';
 import { parseDuration } from '../core/duration.js';
+import type { RateLimiter } from '../limit/RateLimiter.js';
 import { createProxy, type Proxy as ProxyInstance } from '../proxy/createProxy.js';
+import { adminHandler, secretOf } from './admin.js';
 import { clusterOptions, proxyOptions } from './build.js';
 import { fileFrom, listenAddress } from './config/addresses.js';
-import { checkConfig } from './config/load.js';
 import type { ListenerConfig, ProxyConfig } from './config/schema.js';
 import { accessLog, auditLog } from './logs.js';
 import { type ClusterRateLimits, clusterRateLimits, RedisConnections } from './rateLimits.js';
 import { type ClusterPlan, planCluster, sameRateLimits } from './reload.js';
+import { mergeSessions, type WorkerSnapshot } from './workers/merge.js';
+import type { WorkerCommand } from './workers/messages.js';
 
 /** One listener: its server, and the proxy serving on it now. */
 interface RunningListener {
   readonly config: ListenerConfig;
   readonly server: Server;
   readonly proxy: ProxyInstance;
+}
+
+/** How a Runtime runs. */
+export interface RuntimeOptions {
+  /** The worker's number when it is one of several processes (see workers/Primary.ts). */
+  worker?: number;
 }
 
 /** What a reload did, for the log. */
@@ -63,16 +66,6 @@ function listenerKey(listener: ListenerConfig): string {
 
 function isTls(listener: ListenerConfig): boolean {
   return listener.protocol === 'https' || listener.ssl?.enabled === true;
-}
-
-/** A secret from the configuration, or from the environment variable it names. */
-function secretOf(value: string | undefined, env: string | undefined, what: string): string | undefined {
-  if (value !== undefined) return value;
-  if (env === undefined) return undefined;
-  const fromEnv = process.env[env];
-  if (fromEnv === undefined || fromEnv.length < 16)
-    throw new Error(`${what}: environment variable ${env} must hold at least 16 characters`);
-  return fromEnv;
 }
 
 function tlsOf(listener: ListenerConfig, file: string): { cert: Buffer; key: Buffer } | undefined {
@@ -136,24 +129,31 @@ export class Runtime {
   /** Reloads run one at a time. */
   #reloading: Promise<unknown> = Promise.resolve();
 
-  private constructor(file: string, config: ProxyConfig, log: Logger) {
+  /** Set in a worker process: its number, for its own log files; it then has no admin listener. */
+  readonly #worker: number | undefined;
+
+  private constructor(file: string, config: ProxyConfig, log: Logger, options: RuntimeOptions) {
     this.#file = file;
     this.#config = config;
     this.#log = log;
+    this.#worker = options.worker;
     this.#stopped = new Promise((resolve) => {
       this.#stop = resolve;
     });
     this.#affinitySecret = this.#secretFor(config);
-    // Accepted so that files in the product's format load, but not acted on yet: say so.
-    if (config.global.workers !== 1)
-      log.warn({ workers: config.global.workers }, 'global.workers: this version runs one process');
-    this.#accessLog = accessLog(config, file);
-    this.#auditLog = auditLog(config, file);
+    this.#accessLog = accessLog(config, file, options.worker);
+    // In workers the primary process serves the admin API and writes the audit log.
+    this.#auditLog = options.worker === undefined ? auditLog(config, file) : undefined;
   }
 
   /** Starts everything a configuration describes; on failure, closes what it had started. */
-  static async start(file: string, config: ProxyConfig, log: Logger): Promise<Runtime> {
-    const runtime = new Runtime(file, config, log);
+  static async start(
+    file: string,
+    config: ProxyConfig,
+    log: Logger,
+    options: RuntimeOptions = {},
+  ): Promise<Runtime> {
+    const runtime = new Runtime(file, config, log, options);
     try {
       await runtime.#start();
     } catch (error) {
@@ -191,6 +191,7 @@ export class Runtime {
       this.#listeners.set(listener.name, { config: listener, server, proxy });
       await listenOn(server, listener.address);
     }
+    if (this.#worker !== undefined) return;
     this.#adminHandler = this.#adminListener();
     const admin = http.createServer((req, res) => this.#adminHandler?.(req, res));
     this.#admin = admin;
@@ -338,7 +339,7 @@ export class Runtime {
       .map(([, set]) => set);
     const oldAccessLog = this.#accessLog;
     const accessLogChanged = !isDeepStrictEqual(previous.access_log, next.access_log);
-    if (accessLogChanged) this.#accessLog = accessLog(next, this.#file);
+    if (accessLogChanged) this.#accessLog = accessLog(next, this.#file, this.#worker);
     this.#config = next;
     this.#clusters = clusters;
     this.#limits = limits;
@@ -381,7 +382,7 @@ export class Runtime {
       summary.warnings.push('audit_log takes effect at the next start');
     if (admin.workers !== previous.global.workers)
       summary.warnings.push('global.workers takes effect at the next start');
-    this.#adminHandler = this.#adminListener();
+    if (this.#worker === undefined) this.#adminHandler = this.#adminListener();
 
     // 3. What was replaced closes once its requests have finished.
     const timeoutMs = parseDuration(next.global.shutdown_timeout);
@@ -461,67 +462,73 @@ export class Runtime {
         for (const { proxy } of listeners.values()) sum += proxy.tunnels;
         return sum;
       },
-      mcpSessions() {
-        const sessions: Record<string, Record<string, number>> = {};
-        for (const { proxy } of listeners.values()) {
-          for (const [cluster, endpoints] of Object.entries(proxy.mcpSessions())) {
-            sessions[cluster] ??= {};
-            const into = sessions[cluster];
-            for (const [endpoint, count] of Object.entries(endpoints))
-              into[endpoint] = (into[endpoint] ?? 0) + count;
-          }
-        }
-        return sessions;
+      mcpSessions: () => mergeSessions([...this.#listeners.values()].map(({ proxy }) => proxy.mcpSessions())),
+    };
+  }
+
+  /** Rate limiters by `cluster.client_type`, for metrics. */
+  #limiters(): Record<string, RateLimiter> {
+    const out: Record<string, RateLimiter> = {};
+    for (const [cluster, { limiters }] of Object.entries(this.#limits))
+      for (const limiter of limiters) out[`${cluster}.${limiter.rules[0]?.name}`] = limiter;
+    return out;
+  }
+
+  /** This process's statistics, for the primary of a set of workers. */
+  snapshot(): WorkerSnapshot {
+    const source = this.#metricsSource();
+    return {
+      clusters: Object.fromEntries(Object.entries(this.#clusters).map(([name, c]) => [name, c.stats()])),
+      limiters: Object.fromEntries(Object.entries(this.#limiters()).map(([name, l]) => [name, l.stats()])),
+      proxy: {
+        inflight: source.inflight,
+        tunnels: source.tunnels ?? 0,
+        mcpSessions: source.mcpSessions?.() ?? {},
       },
     };
+  }
+
+  /** An admin change the primary sends to every worker. */
+  async apply(command: WorkerCommand): Promise<void> {
+    if (command.op === 'reload') {
+      await this.reload(command.config, { fromFile: command.fromFile });
+      return;
+    }
+    const cluster = this.#clusters[command.cluster];
+    if (cluster === undefined) throw new Error(`no cluster named "${command.cluster}"`);
+    switch (command.op) {
+      case 'add':
+        cluster.add(command.backend);
+        return;
+      case 'setWeight':
+        cluster.setWeight(command.id, command.weight);
+        return;
+      case 'drain':
+        void cluster.drain(command.id);
+        return;
+      case 'undrain':
+        cluster.undrain(command.id);
+        return;
+      case 'remove':
+        void cluster.remove(command.id);
+        return;
+    }
   }
 
   #adminListener(): RequestListener {
-    const settings = this.#config.global;
-    const token = secretOf(settings.admin_token, settings.admin_token_env, 'global.admin_token_env');
-    const audit = this.#auditLog;
-    const admin = createAdmin({
+    const runtime = this;
+    return adminHandler({
+      file: this.#file,
+      get config() {
+        return runtime.#config;
+      },
       clusters: this.#clusters,
       proxy: this.#metricsSource(),
-      settings: {
-        'traffic-split': this.#setting('traffic_split'),
-        'rate-limits': this.#setting('rate_limits'),
-        'circuit-breaker': this.#setting('circuit_breaker'),
-      },
-      ...(audit === undefined ? {} : { onChange: audit }),
-      ...(token === undefined ? {} : { token }),
+      limiters: this.#limiters(),
+      audit: this.#auditLog,
+      log: this.#log,
+      apply: (next) => this.reload(next, { fromFile: false }),
     });
-    if (settings.stats_enabled) return admin;
-    // Without stats, the listener is for probes only.
-    return (req: IncomingMessage, res: ServerResponse) => {
-      const path = (req.url ?? '/').split('?')[0];
-      if (path === '/health' || path === '/ready') return admin(req, res);
-      res.writeHead(404, { 'content-type': 'application/json' }).end(
-        JSON.stringify({
-          error: { code: 'ENOTFOUND', message: 'stats are disabled (global.stats_enabled)' },
-        }),
-      );
-    };
-  }
-
-  /**
-   * A section of a cluster that the admin API reads and changes. A change is the running
-   * configuration with that section replaced (`null` removes it), checked like a file and applied
-   * like a reload, except that backends changed through the API stay. The file wins: the next
-   * SIGHUP applies the file as it is.
-   */
-  #setting(section: 'traffic_split' | 'rate_limits' | 'circuit_breaker'): AdminSetting {
-    return {
-      read: (cluster) => this.#config.clusters[cluster]?.[section] ?? null,
-      write: async (cluster, value) => {
-        const next = structuredClone(this.#config);
-        const settings = next.clusters[cluster] as Record<string, unknown>;
-        if (value === null) delete settings[section];
-        else settings[section] = value;
-        const summary = await this.reload(checkConfig(next, this.#file, 'refused:'), { fromFile: false });
-        this.#log.info({ cluster, section, ...summary.clusters }, 'changed through the admin API');
-      },
-    };
   }
 
   /**

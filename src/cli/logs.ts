@@ -47,13 +47,23 @@ function linesTo(
 }
 
 /** The access log of a configuration, or undefined when it is off. */
-export function accessLog(config: ProxyConfig, configFile: string): LineLog<AccessLogEntry> | undefined {
+export function accessLog(
+  config: ProxyConfig,
+  configFile: string,
+  worker?: number,
+): LineLog<AccessLogEntry> | undefined {
   const settings = config.access_log;
   if (settings === undefined || !settings.enabled) return undefined;
-  const sink = linesTo(settings.path, configFile, settings.rotation);
+  // Rotation is done by the process that writes: each worker rotates files of its own
+  // (access.w1.log…), so that two never rotate one file under each other.
+  const path =
+    worker === undefined || settings.rotation === undefined
+      ? settings.path
+      : settings.path.replace(/(\.[^./]*)?$/, (ext) => `.w${worker}${ext}`);
+  const sink = linesTo(path, configFile, settings.rotation);
   // Every field on every line (null when absent), so that log pipelines see one schema.
   const write = (entry: AccessLogEntry) => sink.write(`${JSON.stringify(entry, nullForUndefined)}\n`);
-  return lineLog(write, sink, settings.path);
+  return lineLog(write, sink, path);
 }
 
 function nullForUndefined(_key: string, value: unknown): unknown {
