@@ -201,7 +201,7 @@ export class Runtime {
   #createCluster(name: string, config: ProxyConfig): Cluster {
     const settings = config.clusters[name];
     if (settings === undefined) throw new Error(`no cluster named ${name}`);
-    return createCluster(clusterOptions(name, settings, config, this.#log.child({ cluster: name })));
+    return createCluster(clusterOptions(name, settings, config, this.#log));
   }
 
   /** The affinity secret of `config`; without one, the process keeps the random one it made. */
@@ -489,30 +489,28 @@ export class Runtime {
   }
 
   /** An admin change the primary sends to every worker. */
-  async apply(command: WorkerCommand): Promise<void> {
-    if (command.op === 'reload') {
-      await this.reload(command.config, { fromFile: command.fromFile });
-      return;
-    }
+  async apply(command: WorkerCommand): Promise<ReloadSummary | undefined> {
+    if (command.op === 'reload') return this.reload(command.config, { fromFile: command.fromFile });
     const cluster = this.#clusters[command.cluster];
     if (cluster === undefined) throw new Error(`no cluster named "${command.cluster}"`);
     switch (command.op) {
       case 'add':
         cluster.add(command.backend);
-        return;
+        break;
       case 'setWeight':
         cluster.setWeight(command.id, command.weight);
-        return;
+        break;
       case 'drain':
         void cluster.drain(command.id);
-        return;
+        break;
       case 'undrain':
         cluster.undrain(command.id);
-        return;
+        break;
       case 'remove':
         void cluster.remove(command.id);
-        return;
+        break;
     }
+    return undefined;
   }
 
   #adminListener(): RequestListener {

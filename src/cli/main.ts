@@ -8,6 +8,7 @@
  * 2 a configuration or usage error. SIGTERM and SIGINT drain within `global.shutdown_timeout`;
  * a second one exits at once.
  */
+import cluster from 'node:cluster';
 import { readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -15,11 +16,13 @@ import { parseArgs } from 'node:util';
 import type { Logger } from 'pino';
 import { stringify } from 'yaml';
 import { createCluster } from '../cluster/Cluster.js';
-import { clusterOptions } from './build.js';
+import { clusterOptions, workerCount } from './build.js';
 import { ConfigError, formatPath, loadConfig } from './config/load.js';
 import type { ProxyConfig } from './config/schema.js';
 import { processLog } from './logs.js';
-import { Runtime } from './Runtime.js';
+import { type ReloadSummary, Runtime } from './Runtime.js';
+import { Primary } from './workers/Primary.js';
+import { runWorker } from './workers/worker.js';
 
 const USAGE = `Usage: mcgravity [--config FILE] [options]
 
@@ -27,6 +30,8 @@ Runs the mcgravity proxy from a configuration file (YAML or JSON).
 
 Options:
   -c, --config FILE   the configuration (default: $MCGRAVITY_CONFIG)
+  -w, --workers N     worker processes sharing the listeners, or auto for one per core
+                      (default: global.workers, 1)
       --check         validate the configuration, print it with its defaults, and exit
   -v, --version       print the version
   -h, --help          print this help
@@ -102,6 +107,13 @@ export async function main(argv: readonly string[], io: Io = processIo): Promise
     return 0;
   }
   const file = values.config ?? positionals[0] ?? process.env.MCGRAVITY_CONFIG;
+  if (cluster.isWorker && file !== undefined) {
+    // A worker of --workers: the primary checked the file and sends the configuration.
+    const log = processLog(process.env.MCGRAVITY_LOG_LEVEL ?? 'info').child({
+      worker: Number(process.env.MCGRAVITY_WORKER),
+    });
+    return runWorker(file, Number(process.env.MCGRAVITY_WORKER), log);
+  }
   if (file === undefined || file === '') {
     io.err(`mcgravity: no configuration: pass --config FILE or set MCGRAVITY_CONFIG\n\n${USAGE}\n`);
     return 2;
@@ -119,7 +131,23 @@ export async function main(argv: readonly string[], io: Io = processIo): Promise
     io.out(`# ${file}: valid\n${stringify(config)}`);
     return 0;
   }
-  return run(file, config);
+  let workers: number;
+  try {
+    workers = workerCount(parseWorkers(values.workers) ?? config.global.workers);
+  } catch (error) {
+    io.err(`mcgravity: ${(error as Error).message}\n`);
+    return 2;
+  }
+  return run(file, config, workers);
+}
+
+/** `--workers N` or `auto`; undefined when not given. */
+function parseWorkers(value: string | undefined): number | 'auto' | undefined {
+  if (value === undefined || value === 'auto') return value;
+  const count = Number(value);
+  if (!Number.isInteger(count) || count < 1 || count > 256)
+    throw new Error(`--workers must be a number from 1 to 256, or auto; got ${JSON.stringify(value)}`);
+  return count;
 }
 
 function parse(argv: readonly string[]) {
@@ -128,6 +156,7 @@ function parse(argv: readonly string[]) {
     allowPositionals: true,
     options: {
       config: { type: 'string', short: 'c' },
+      workers: { type: 'string', short: 'w' },
       check: { type: 'boolean', default: false },
       version: { type: 'boolean', short: 'v', default: false },
       help: { type: 'boolean', short: 'h', default: false },
@@ -140,7 +169,7 @@ function parse(argv: readonly string[]) {
  * ports cannot be set up, leaves the running configuration in place; either way the log says what
  * happened.
  */
-async function reload(file: string, runtime: Runtime, log: Logger): Promise<void> {
+async function reload(file: string, runtime: Running, log: Logger): Promise<void> {
   log.info({ file }, 'SIGHUP: reloading the configuration');
   let config: ProxyConfig;
   try {
@@ -162,12 +191,28 @@ async function reload(file: string, runtime: Runtime, log: Logger): Promise<void
   }
 }
 
-/** Runs the proxy until SIGTERM or SIGINT; resolves with the exit code. SIGHUP reloads. */
-async function run(file: string, config: ProxyConfig): Promise<number> {
+/** A running proxy: one process, or a primary and its workers. */
+interface Running {
+  addresses(): Record<string, string>;
+  reload(config: ProxyConfig): Promise<ReloadSummary>;
+  close(): Promise<void>;
+}
+
+/**
+ * Runs the proxy (in `workers` processes when more than one) until SIGTERM or SIGINT; resolves
+ * with the exit code. SIGHUP reloads.
+ */
+async function run(file: string, config: ProxyConfig, workers: number): Promise<number> {
   const log = processLog(process.env.MCGRAVITY_LOG_LEVEL ?? config.global.log_level);
-  let runtime: Runtime;
+  let runtime: Running;
+  let fatal: Promise<Error> = new Promise(() => {});
   try {
-    runtime = await Runtime.start(file, config, log);
+    if (workers === 1) runtime = await Runtime.start(file, config, log);
+    else {
+      const primary = await Primary.start(file, config, log, workers);
+      fatal = new Promise((resolve) => primary.onFatal(resolve));
+      runtime = primary;
+    }
   } catch (error) {
     log.fatal({ err: error }, `cannot start: ${(error as Error).message}`);
     await new Promise<void>((resolve) => log.flush(() => resolve()));
@@ -175,7 +220,7 @@ async function run(file: string, config: ProxyConfig): Promise<number> {
   }
   for (const [name, url] of Object.entries(runtime.addresses()))
     log.info({ listener: name, url }, `${name} on ${url}`);
-  log.info({ file, pid: process.pid }, 'mcgravity started');
+  log.info({ file, pid: process.pid, workers }, 'mcgravity started');
   return new Promise<number>((resolve) => {
     let stopping = false;
     const stop = (signal: NodeJS.Signals) => {
@@ -199,6 +244,11 @@ async function run(file: string, config: ProxyConfig): Promise<number> {
     };
     process.on('SIGTERM', stop);
     process.on('SIGINT', stop);
+    void fatal.then((error) => {
+      log.fatal({ err: error }, `stopping: ${error.message}`);
+      stopping = true;
+      runtime.close().finally(() => log.flush(() => resolve(1)));
+    });
     process.on('SIGHUP', () => {
       if (!stopping) void reload(file, runtime, log);
     });

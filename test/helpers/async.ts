@@ -17,9 +17,13 @@ export async function until(condition: () => boolean, turns = 1000): Promise<voi
  * tests whose progress depends on real sockets. A bound, not a wait: it returns as soon as the
  * condition holds.
  */
-export async function within(condition: () => boolean, timeoutMs: number, what = 'condition'): Promise<void> {
+export async function within(
+  condition: () => boolean | Promise<boolean>,
+  timeoutMs: number,
+  what = 'condition',
+): Promise<void> {
   const deadline = Date.now() + timeoutMs;
-  while (!condition()) {
+  while (!(await condition())) {
     if (Date.now() > deadline) throw new Error(`${what} not met within ${timeoutMs} ms`);
     await flush();
   }

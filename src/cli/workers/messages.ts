@@ -21,6 +21,7 @@ export type ToWorker =
 
 /** Worker to primary. */
 export type FromWorker =
+  | { readonly type: 'waiting' }
   | { readonly type: 'started'; readonly addresses: Record<string, string> }
   | { readonly type: 'failed'; readonly error: string }
   | { readonly type: 'snapshot'; readonly snapshot: WorkerSnapshot }
@@ -28,6 +29,8 @@ export type FromWorker =
       readonly type: 'done';
       readonly id: number;
       readonly error?: string;
+      /** What the command returned (a reload's summary). */
+      readonly result?: unknown;
       readonly snapshot: WorkerSnapshot;
     };
 
