@@ -5,6 +5,7 @@
  * metrics port).
  *
  * Read-only, open to anyone who can reach it:
+ * - `GET /`: the status page (statusPage.ts), live, with drain and weight controls for token holders;
  * - `GET /health`: the process is alive;
  * - `GET /ready`: every cluster has an eligible endpoint (503 otherwise, naming the ones without);
  * - `GET /metrics`: Prometheus text;
@@ -31,6 +32,7 @@ import { isMcgravityError, McgravityError } from '../core/errors.js';
 import { checkKnownOptions, describeValue, optionalNumber } from '../core/validate.js';
 import type { RateLimiter } from '../limit/RateLimiter.js';
 import { type ProxyMetricsSource, renderPrometheus } from './metrics.js';
+import { STATUS_CSS, STATUS_HTML, STATUS_ICON, STATUS_JS } from './statusPage.js';
 
 /**
  * What the admin API uses of a cluster: a {@link Cluster}, or anything with these members (the
@@ -61,6 +63,11 @@ export interface AdminOptions {
   settings?: Readonly<Record<string, AdminSetting>>;
   /** Called after each change is made, with who made it and what it changed (an audit log). */
   onChange?: (change: AdminChange) => void;
+  /**
+   * Serve the status page at `/` (with `/status.css`, `/status.js` and `GET /api/v1/status`).
+   * @default true
+   */
+  statusPage?: boolean;
   /** Largest request body accepted. @default 64 KiB */
   maxBodyBytes?: number;
   /** Time a client has to send a request body before it gets 408. @default 10_000 */
@@ -108,6 +115,34 @@ function json(
     'cache-control': 'no-store',
   });
   res.end(text);
+}
+
+/** A file of the status page. */
+interface Asset {
+  readonly type: string;
+  readonly body: string;
+}
+
+const STATUS_ASSETS: Readonly<Record<string, Asset>> = {
+  '/': { type: 'text/html; charset=utf-8', body: STATUS_HTML },
+  '/status.css': { type: 'text/css; charset=utf-8', body: STATUS_CSS },
+  '/status.js': { type: 'text/javascript; charset=utf-8', body: STATUS_JS },
+  '/favicon.svg': { type: 'image/svg+xml', body: STATUS_ICON },
+};
+
+function sendAsset(res: ServerResponse, asset: Asset): void {
+  res.writeHead(200, {
+    'content-type': asset.type,
+    'content-length': Buffer.byteLength(asset.body),
+    'cache-control': 'no-cache',
+    // Only the page's own files and API; no framing (its buttons change the proxy).
+    'content-security-policy':
+      "default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self'; img-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'",
+    'x-content-type-options': 'nosniff',
+    'x-frame-options': 'DENY',
+    'referrer-policy': 'no-referrer',
+  });
+  res.end(asset.body);
 }
 
 /** Reads a JSON body of at most `limit` bytes within `timeoutMs` (408 when it stalls, 413 when too big). */
@@ -161,7 +196,17 @@ export function createAdmin(options: AdminOptions): RequestListener {
   if (options === null || typeof options !== 'object') throw new TypeError('createAdmin needs options');
   checkKnownOptions(
     options,
-    ['clusters', 'proxy', 'limiters', 'token', 'settings', 'onChange', 'maxBodyBytes', 'bodyTimeoutMs'],
+    [
+      'clusters',
+      'proxy',
+      'limiters',
+      'token',
+      'settings',
+      'onChange',
+      'statusPage',
+      'maxBodyBytes',
+      'bodyTimeoutMs',
+    ],
     'createAdmin',
   );
   const clusters = { ...(options.proxy?.clusters ?? {}), ...(options.clusters ?? {}) };
@@ -228,6 +273,9 @@ export function createAdmin(options: AdminOptions): RequestListener {
     integer: true,
   });
   const bodyTimeoutMs = optionalDuration(options.bodyTimeoutMs, 'bodyTimeoutMs', 10_000);
+  if (options.statusPage !== undefined && typeof options.statusPage !== 'boolean')
+    throw new TypeError(`statusPage must be true or false, got ${describeValue(options.statusPage)}`);
+  const statusPage = options.statusPage ?? true;
   const body = (req: IncomingMessage) => readJson(req, maxBodyBytes, bodyTimeoutMs);
 
   const authorise = (req: IncomingMessage): void => {
@@ -257,6 +305,24 @@ export function createAdmin(options: AdminOptions): RequestListener {
     const path = url.pathname.replace(/\/+$/, '') || '/';
     const method = req.method ?? 'GET';
     if (method === 'GET' && path === '/health') return json(res, 200, { status: 'ok' });
+    if (method === 'GET' && statusPage) {
+      const asset = STATUS_ASSETS[path];
+      if (asset !== undefined) return sendAsset(res, asset);
+      if (path === '/api/v1/status') {
+        return json(res, 200, {
+          time: Date.now(),
+          changesEnabled: token !== undefined,
+          clusters: Object.fromEntries(
+            Object.entries(clusters).map(([name, cluster]) => [name, cluster.stats()]),
+          ),
+          proxy: {
+            inflight: options.proxy?.inflight ?? 0,
+            tunnels: options.proxy?.tunnels ?? 0,
+            mcpSessions: options.proxy?.mcpSessions?.() ?? {},
+          },
+        });
+      }
+    }
     if (method === 'GET' && path === '/ready') {
       const notReady = Object.entries(clusters)
         .filter(([, cluster]) => cluster.stats().eligible === 0)
