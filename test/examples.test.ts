@@ -70,7 +70,7 @@ const expectations: Record<string, (stdout: string) => void> = {
     expect(out).toContain('request 6: 429 remaining=0 retry-after=12s {"error":{"code":"ERATELIMITED"');
     expect(out).toContain('limiter: {"allowed":5,"limited":2,"queued":0,"storeErrors":0}');
   },
-  'demo.ts': (out) => {
+  'balancers.ts': (out) => {
     expect(out).toMatch(
       /weighted-round-robin, 60 requests \(weights 3:2:1\)\s+alpha 30 {2}beta 20 {2}gamma 10/,
     );

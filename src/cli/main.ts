@@ -16,9 +16,11 @@ import { parseArgs } from 'node:util';
 import type { Logger } from 'pino';
 import { stringify } from 'yaml';
 import { createCluster } from '../cluster/Cluster.js';
+import { type Duration, parseDuration } from '../core/duration.js';
 import { clusterOptions, workerCount } from './build.js';
 import { ConfigError, formatPath, loadConfig } from './config/load.js';
 import type { ProxyConfig } from './config/schema.js';
+import { runDemo } from './demo/demo.js';
 import { processLog } from './logs.js';
 import { type ReloadSummary, Runtime } from './Runtime.js';
 import { Primary } from './workers/Primary.js';
@@ -33,6 +35,8 @@ Options:
   -w, --workers N     worker processes sharing the listeners, or auto for one per core
                       (default: global.workers, 1)
       --check         validate the configuration, print it with its defaults, and exit
+      --demo          run the proxy in front of three local demo backends, with traffic
+      --duration T    with --demo: stop after T (e.g. 30s) instead of at Ctrl-C
   -v, --version       print the version
   -h, --help          print this help
 
@@ -106,6 +110,23 @@ export async function main(argv: readonly string[], io: Io = processIo): Promise
     io.out(`mcgravity ${version()}\n`);
     return 0;
   }
+  if (values.demo) {
+    let durationMs: number | undefined;
+    try {
+      durationMs =
+        values.duration === undefined ? undefined : parseDuration(values.duration as Duration, '--duration');
+    } catch (error) {
+      io.err(`mcgravity: ${(error as Error).message}\n`);
+      return 2;
+    }
+    // The demo narrates on stdout; the process log keeps to errors unless asked.
+    const log = processLog(process.env.MCGRAVITY_LOG_LEVEL ?? 'error');
+    return runDemo({
+      out: (line) => io.out(`${line}\n`),
+      log,
+      ...(durationMs === undefined ? {} : { durationMs }),
+    });
+  }
   const file = values.config ?? positionals[0] ?? process.env.MCGRAVITY_CONFIG;
   if (cluster.isWorker && file !== undefined) {
     // A worker of --workers: the primary checked the file and sends the configuration.
@@ -157,6 +178,8 @@ function parse(argv: readonly string[]) {
     options: {
       config: { type: 'string', short: 'c' },
       workers: { type: 'string', short: 'w' },
+      demo: { type: 'boolean', default: false },
+      duration: { type: 'string' },
       check: { type: 'boolean', default: false },
       version: { type: 'boolean', short: 'v', default: false },
       help: { type: 'boolean', short: 'h', default: false },

@@ -11,8 +11,8 @@ import { within } from './async.js';
 const run = promisify(execFile);
 /** The repository's root. */
 export const root = fileURLToPath(new URL('../..', import.meta.url));
-// tsx by path, so that the command also runs from another directory.
-const CLI = [
+/** Node arguments that run the command from source (tsx by path, so that it runs from any directory). */
+export const CLI = [
   '--import',
   pathToFileURL(join(root, 'node_modules/tsx/dist/loader.mjs')).href,
   join(root, 'src/cli/bin.ts'),

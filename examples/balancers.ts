@@ -1,5 +1,5 @@
 /**
- * `npm run demo`: three real HTTP servers on 127.0.0.1, and mcgravity's balancers choosing between
+ * Three real HTTP servers on 127.0.0.1, and mcgravity's balancers choosing between
  * them for real requests. Prints what each algorithm did, then exits.
  */
 import http from 'node:http';
