@@ -10,6 +10,7 @@ import { fileURLToPath } from 'node:url';
 import { Ajv2020 } from 'ajv/dist/2020.js';
 import { describe, expect, it } from 'vitest';
 import { parse } from 'yaml';
+import { configurationText } from '../../../scripts/configuration.js';
 import { schemaText } from '../../../scripts/schema.js';
 import { ConfigError, loadConfig, parseConfig } from '../../../src/cli/config/load.js';
 import { selfSigned, tlsSkipReason } from '../../helpers/tls.js';
@@ -39,6 +40,13 @@ describe('proxy.yaml', () => {
     expect(config.listeners.map((l) => l.ssl?.enabled)).toEqual([true, true, true]);
     expect(config.access_log?.rotation).toEqual({ max_size: '100MB', max_files: 10 });
     expect(config.audit_log).toMatchObject({ compliance_mode: 'maritime_insurance', retention: '7_years' });
+  });
+
+  it('documents every key in docs/configuration.md, generated from the schema (npm run schema)', () => {
+    const text = configurationText();
+    expect(readFileSync(join(root, 'docs/configuration.md'), 'utf8')).toBe(text);
+    for (const key of ['metrics_port', 'failure_threshold', 'overflow_action', 'cert_file', 'max_files'])
+      expect(text).toContain(`| \`${key}\` |`);
   });
 
   it('publishes the JSON Schema of the schema, and it accepts the example', () => {
