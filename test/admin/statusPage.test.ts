@@ -13,6 +13,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createAdmin } from '../../src/admin/createAdmin.js';
 import { createCluster } from '../../src/cluster/Cluster.js';
 import { createProxy } from '../../src/proxy/createProxy.js';
+import { within } from '../helpers/async.js';
 import { browserSkipReason, launchBrowser } from '../helpers/browser.js';
 import { cleanupAfterEach } from '../helpers/cleanup.js';
 import { startUpstream } from '../helpers/upstreams.js';
@@ -69,7 +70,11 @@ describe.skipIf(skip !== undefined)('status page', () => {
     return { api, traffic, url: `http://127.0.0.1:${(admin.address() as AddressInfo).port}/` };
   }
 
-  async function open(url: string): Promise<{ page: Page; errors: string[] }> {
+  async function open(
+    url: string,
+    cluster = 'api',
+    endpoint = 'api-2',
+  ): Promise<{ page: Page; errors: string[] }> {
     const page = await browser.newPage({ viewport: { width: 1200, height: 760 } });
     defer(() => page.close());
     const errors: string[] = [];
@@ -79,7 +84,7 @@ describe.skipIf(skip !== undefined)('status page', () => {
     });
     await page.clock.install();
     await page.goto(url);
-    await page.waitForSelector('section[data-cluster="api"] tr[data-endpoint="api-2"]');
+    await page.waitForSelector(`section[data-cluster="${cluster}"] tr[data-endpoint="${endpoint}"]`);
     return { page, errors };
   }
 
@@ -160,6 +165,41 @@ describe.skipIf(skip !== undefined)('status page', () => {
         fullPage: true,
       });
     }
+  });
+
+  it('shows three endpoints, a stopped backend as down within a few seconds, and drains it', async () => {
+    const upstreams = await Promise.all([1, 2, 3].map(() => startUpstream((_req, res) => res.end('ok'))));
+    for (const u of upstreams) defer(() => u.close());
+    const web = createCluster({
+      name: 'web',
+      backends: upstreams.map((u, i) => ({ url: u.url, id: `web-${i + 1}` })),
+      health: { path: '/health', intervalMs: 100, timeoutMs: 100, unhealthyThreshold: 1, jitter: 0 },
+    });
+    defer(() => web.close({ timeoutMs: 0 }));
+    const admin = http.createServer(createAdmin({ clusters: { web }, token: TOKEN }));
+    await new Promise<void>((resolve) => admin.listen(0, '127.0.0.1', resolve));
+    defer(() => new Promise((resolve) => admin.close(resolve)));
+    const { page, errors } = await open(
+      `http://127.0.0.1:${(admin.address() as AddressInfo).port}/`,
+      'web',
+      'web-3',
+    );
+    expect(await page.locator('section[data-cluster="web"] tbody tr').count()).toBe(3);
+    expect(await page.locator('section[data-cluster="web"] .state-healthy').count()).toBe(3);
+
+    const started = Date.now();
+    await upstreams[2]?.close();
+    await within(() => web.stats().endpoints[2]?.healthy === false, 5_000, 'the health check failing');
+    await nextPoll(page);
+    expect(await page.locator('tr[data-endpoint="web-3"] td').nth(1).textContent()).toBe('down');
+    expect(Date.now() - started).toBeLessThan(5_000);
+
+    await page.locator('#token').fill(TOKEN);
+    await page.locator('#token').dispatchEvent('change');
+    await page.locator('tr[data-endpoint="web-3"] button', { hasText: 'Drain' }).click();
+    await page.waitForSelector('tr[data-endpoint="web-3"] .state-draining');
+    expect(web.stats().endpoints[2]?.draining).toBe(true);
+    expect(errors).toEqual([]);
   });
 
   it('is served with a Content-Security-Policy that allows only its own files', async () => {

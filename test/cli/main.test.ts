@@ -1,4 +1,4 @@
-import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { copyFileSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Agent, request } from 'undici';
@@ -45,6 +45,21 @@ describe('mcgravity', () => {
     expect(none.code).toBe(2);
     expect(none.stderr).toContain('no configuration: pass --config FILE or set MCGRAVITY_CONFIG');
   });
+
+  const tlsSkip = tlsSkipReason();
+  it.skipIf(tlsSkip !== undefined)(
+    `checks the product's maritime proxy.yaml as written ${tlsSkip ?? ''}`,
+    async () => {
+      const dir = mkdtempSync(join(tmpdir(), 'mcgravity-maritime-'));
+      for (const name of ['claims', 'underwriting', 'financial']) selfSigned(dir, `maritime-${name}`);
+      copyFileSync(join(root, 'test/cli/fixtures/maritime.yaml'), join(dir, 'proxy.yaml'));
+      const checked = await mcgravity(['--check', 'proxy.yaml'], dir);
+      expect(checked.stderr).toBe('');
+      expect(checked.code).toBe(0);
+      expect(checked.stdout).toContain('# proxy.yaml: valid');
+      expect(checked.stdout).toMatch(/claims_processing:\n\s+load_balancing: least_connections/);
+    },
+  );
 
   it('checks examples/proxy.yaml and prints it with its defaults', async () => {
     const checked = await mcgravity(['--check', 'examples/proxy.yaml']);
@@ -126,19 +141,25 @@ describe('mcgravity', () => {
       attempts: 1,
     });
 
-    // SIGTERM with a request in flight: it completes, then the process exits 0.
-    let release: (() => void) | undefined;
+    // SIGTERM with 32 requests in flight: every one completes, then the process exits 0.
+    const held: (() => void)[] = [];
     backends[2]?.server.removeAllListeners('request');
     backends[2]?.server.on('request', (_req, res) => {
-      release = () => res.end('late answer');
+      held.push(() => res.end('late answer'));
     });
-    const inFlight = request(`${underwriting}/slow`).then((r) => r.body.text());
-    await within(() => release !== undefined, 5_000, 'the slow request reached its backend');
+    const inFlight = Array.from({ length: 32 }, (_, i) =>
+      request(`${underwriting}/slow/${i}`).then(async (r) => `${r.statusCode} ${await r.body.text()}`),
+    );
+    await within(() => held.length === 32, 10_000, '32 requests at the backend');
     proxy.child.kill('SIGTERM');
-    await new Promise((resolve) => setTimeout(resolve, 100).unref());
+    await within(
+      () => proxy.log.some((e) => String(e.msg).startsWith('draining')),
+      5_000,
+      'the drain started',
+    );
     expect(proxy.child.exitCode).toBe(null);
-    release?.();
-    expect(await inFlight).toBe('late answer');
+    for (const release of held) release();
+    expect(await Promise.all(inFlight)).toEqual(Array(32).fill('200 late answer'));
     expect(await proxy.exited).toBe(0);
   });
 
@@ -199,9 +220,33 @@ listeners:
     expect(refusal?.detail).toMatch(/proxy\.yaml:3:\d+ clusters\.web\.backend: unknown key "backend"/);
     expect(await body()).toBe('a /x');
 
+    // 32 clients send GETs while a backend is added and the other removed.
+    const failures: string[] = [];
+    const served = new Map<string, number>();
+    let running = true;
+    const clients = Array.from({ length: 32 }, async () => {
+      while (running) {
+        try {
+          const response = await request(`${url}/x`);
+          const text = await response.body.text();
+          if (response.statusCode !== 200) failures.push(`${response.statusCode} ${text}`);
+          else served.set(text, (served.get(text) ?? 0) + 1);
+        } catch (error) {
+          failures.push(String(error));
+        }
+      }
+    });
+    await within(() => (served.get('a /x') ?? 0) > 200, 10_000, 'load on the first backend');
     writeFileSync(file, text(b.port));
     proxy.child.kill('SIGHUP');
     await within(() => proxy.log.some((e) => e.msg === 'reloaded'), 10_000, 'the reload logged');
+    await within(() => (served.get('b /x') ?? 0) > 200, 10_000, 'load on the new backend');
+    const fromA = a.requests.length;
+    await within(() => (served.get('b /x') ?? 0) > 600, 10_000, 'more load');
+    running = false;
+    await Promise.all(clients);
+    expect(failures).toEqual([]);
+    expect(a.requests.length).toBe(fromA); // drained: nothing new reached the removed backend
     expect(proxy.log.find((e) => e.msg === 'reloaded')).toMatchObject({
       backends: { added: [`web/127.0.0.1:${b.port}`], removed: [`web/127.0.0.1:${a.port}`] },
     });
