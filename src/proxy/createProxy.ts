@@ -81,6 +81,19 @@ interface RequestRecord {
   error: ErrorCode | undefined;
 }
 
+let isoMs = -1;
+let isoText = '';
+
+/** The time now as ISO 8601 text, made once per millisecond however many requests share it. */
+function isoNow(): string {
+  const ms = Date.now();
+  if (ms !== isoMs) {
+    isoMs = ms;
+    isoText = new Date(ms).toISOString();
+  }
+  return isoText;
+}
+
 function newRecord(): RequestRecord {
   return {
     client: undefined,
@@ -199,7 +212,7 @@ class ReverseProxy implements ProxyContract, UpgradeHost {
   ): void {
     const clock = this.settings.clock;
     const started = clock.now();
-    const time = new Date().toISOString();
+    const time = isoNow();
     const socket = req.socket;
     const writtenBefore = socket.bytesWritten;
     // 'close' comes once per response: `on` spares the wrapper `once` would allocate.
