@@ -23,6 +23,22 @@ function ready(port: number): void {
   process.stdout.write(`PORT ${port}\n`);
 }
 
+/** Polls `port` every 50 ms, at most `tries` times, until an HTTP GET is answered. */
+async function answering(port: number, tries: number): Promise<void> {
+  for (let i = 0; i < tries; i++) {
+    const ok = await new Promise<boolean>((resolve) => {
+      http
+        .get({ port, host: '127.0.0.1', path: '/' }, (res) => {
+          res.resume();
+          resolve(true);
+        })
+        .on('error', () => resolve(false));
+    });
+    if (ok) return;
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+}
+
 async function listen(server: http.Server): Promise<number> {
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   return (server.address() as AddressInfo).port;
@@ -86,18 +102,7 @@ access_log: { path: ${join(dir, 'access.log')} }
       child.kill('SIGTERM');
       process.exit(0);
     });
-    for (let i = 0; i < 200; i++) {
-      const ok = await new Promise<boolean>((resolve) => {
-        http
-          .get({ port, host: '127.0.0.1', path: '/' }, (res) => {
-            res.resume();
-            resolve(true);
-          })
-          .on('error', () => resolve(false));
-      });
-      if (ok) break;
-      await new Promise((resolve) => setTimeout(resolve, 50));
-    }
+    await answering(port, 200);
     ready(port);
     break;
   }
@@ -165,18 +170,7 @@ http {
       process.exit(0);
     });
     // nginx prints nothing when ready: poll its port.
-    for (let i = 0; i < 100; i++) {
-      const ok = await new Promise<boolean>((resolve) => {
-        http
-          .get({ port, host: '127.0.0.1', path: '/' }, (res) => {
-            res.resume();
-            resolve(true);
-          })
-          .on('error', () => resolve(false));
-      });
-      if (ok) break;
-      await new Promise((resolve) => setTimeout(resolve, 50));
-    }
+    await answering(port, 100);
     ready(port);
     break;
   }

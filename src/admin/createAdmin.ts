@@ -32,7 +32,7 @@ import { isMcgravityError, McgravityError } from '../core/errors.js';
 import { checkKnownOptions, describeValue, optionalNumber } from '../core/validate.js';
 import type { RateLimiter } from '../limit/RateLimiter.js';
 import { type ProxyMetricsSource, renderPrometheus } from './metrics.js';
-import { STATUS_CSS, STATUS_HTML, STATUS_ICON, STATUS_JS } from './statusPage.js';
+import { serveStatusFile } from './statusPage.js';
 
 /**
  * What the admin API uses of a cluster: a {@link Cluster}, or anything with these members (the
@@ -115,34 +115,6 @@ function json(
     'cache-control': 'no-store',
   });
   res.end(text);
-}
-
-/** A file of the status page. */
-interface Asset {
-  readonly type: string;
-  readonly body: string;
-}
-
-const STATUS_ASSETS: Readonly<Record<string, Asset>> = {
-  '/': { type: 'text/html; charset=utf-8', body: STATUS_HTML },
-  '/status.css': { type: 'text/css; charset=utf-8', body: STATUS_CSS },
-  '/status.js': { type: 'text/javascript; charset=utf-8', body: STATUS_JS },
-  '/favicon.svg': { type: 'image/svg+xml', body: STATUS_ICON },
-};
-
-function sendAsset(res: ServerResponse, asset: Asset): void {
-  res.writeHead(200, {
-    'content-type': asset.type,
-    'content-length': Buffer.byteLength(asset.body),
-    'cache-control': 'no-cache',
-    // Only the page's own files and API; no framing (its buttons change the proxy).
-    'content-security-policy':
-      "default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self'; img-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'",
-    'x-content-type-options': 'nosniff',
-    'x-frame-options': 'DENY',
-    'referrer-policy': 'no-referrer',
-  });
-  res.end(asset.body);
 }
 
 /** Reads a JSON body of at most `limit` bytes within `timeoutMs` (408 when it stalls, 413 when too big). */
@@ -306,8 +278,7 @@ export function createAdmin(options: AdminOptions): RequestListener {
     const method = req.method ?? 'GET';
     if (method === 'GET' && path === '/health') return json(res, 200, { status: 'ok' });
     if (method === 'GET' && statusPage) {
-      const asset = STATUS_ASSETS[path];
-      if (asset !== undefined) return sendAsset(res, asset);
+      if (serveStatusFile(path, res)) return;
       if (path === '/api/v1/status') {
         return json(res, 200, {
           time: Date.now(),

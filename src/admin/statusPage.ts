@@ -6,6 +6,7 @@
  * that allows nothing else. The script polls `GET /api/v1/status` every two seconds, keeps the
  * history in the page, and draws the charts as SVG; every value is set as text, never as HTML.
  */
+import type { ServerResponse } from 'node:http';
 
 /** The page. */
 export const STATUS_HTML = `<!doctype html>
@@ -228,3 +229,39 @@ export const STATUS_JS = `'use strict';
   setInterval(poll, POLL_MS);
 })();
 `;
+
+/** A file of the status page. */
+interface Asset {
+  readonly type: string;
+  readonly body: string;
+}
+
+const STATUS_ASSETS: Readonly<Record<string, Asset>> = {
+  '/': { type: 'text/html; charset=utf-8', body: STATUS_HTML },
+  '/status.css': { type: 'text/css; charset=utf-8', body: STATUS_CSS },
+  '/status.js': { type: 'text/javascript; charset=utf-8', body: STATUS_JS },
+  '/favicon.svg': { type: 'image/svg+xml', body: STATUS_ICON },
+};
+
+function sendAsset(res: ServerResponse, asset: Asset): void {
+  res.writeHead(200, {
+    'content-type': asset.type,
+    'content-length': Buffer.byteLength(asset.body),
+    'cache-control': 'no-cache',
+    // Only the page's own files and API; no framing (its buttons change the proxy).
+    'content-security-policy':
+      "default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self'; img-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'",
+    'x-content-type-options': 'nosniff',
+    'x-frame-options': 'DENY',
+    'referrer-policy': 'no-referrer',
+  });
+  res.end(asset.body);
+}
+
+/** Answers a request for one of the page's files; false when `path` is not one of them. */
+export function serveStatusFile(path: string, res: ServerResponse): boolean {
+  const asset = Object.hasOwn(STATUS_ASSETS, path) ? STATUS_ASSETS[path] : undefined;
+  if (asset === undefined) return false;
+  sendAsset(res, asset);
+  return true;
+}

@@ -11,10 +11,8 @@
  * the requests it was serving have finished. A reload that fails changes nothing.
  */
 import { randomBytes } from 'node:crypto';
-import { readFileSync } from 'node:fs';
-import http, { type RequestListener, type Server } from 'node:http';
+import type { RequestListener, Server } from 'node:http';
 import https from 'node:https';
-import type { AddressInfo } from 'node:net';
 import { isDeepStrictEqual } from 'node:util';
 import type { Logger } from 'pino';
 import type { ProxyMetricsSource } from '../admin/metrics.js';
@@ -22,13 +20,13 @@ import { type Cluster, createCluster } from '../cluster/Cluster.js';
 import { parseDuration } from '../core/duration.js';
 import type { RateLimiter } from '../limit/RateLimiter.js';
 import { createProxy, type Proxy as ProxyInstance } from '../proxy/createProxy.js';
-import { adminHandler, secretOf } from './admin.js';
+import { AdminListener, adminHandler, secretOf } from './admin.js';
 import { clusterOptions, proxyOptions } from './build.js';
-import { fileFrom, listenAddress } from './config/addresses.js';
 import type { ListenerConfig, ProxyConfig } from './config/schema.js';
 import { accessLog, auditLog } from './logs.js';
 import { type ClusterRateLimits, clusterRateLimits, RedisConnections } from './rateLimits.js';
 import { type ClusterPlan, planCluster, sameRateLimits } from './reload.js';
+import { listenerKey, listenOn, serverFor, tlsOf, urlOf } from './servers.js';
 import { mergeSessions, type WorkerSnapshot } from './workers/merge.js';
 import type { WorkerCommand } from './workers/messages.js';
 
@@ -58,48 +56,14 @@ export interface ReloadSummary {
   readonly warnings: string[];
 }
 
-/** A listener's address and scheme: a server is handed over only to a listener with the same. */
-function listenerKey(listener: ListenerConfig): string {
-  const { host, port } = listenAddress(listener.address);
-  return `${isTls(listener) ? 'https' : 'http'}://${host}:${port}`;
-}
-
-function isTls(listener: ListenerConfig): boolean {
-  return listener.protocol === 'https' || listener.ssl?.enabled === true;
-}
-
-function tlsOf(listener: ListenerConfig, file: string): { cert: Buffer; key: Buffer } | undefined {
-  const ssl = listener.ssl;
-  if (ssl === undefined || !isTls(listener)) return undefined;
+/** A summary of a reload that changed nothing yet. */
+export function emptyReloadSummary(): ReloadSummary {
   return {
-    cert: readFileSync(fileFrom(file, ssl.cert_file)),
-    key: readFileSync(fileFrom(file, ssl.key_file)),
+    clusters: { kept: [], created: [], rebuilt: [], removed: [] },
+    backends: { added: [], removed: [] },
+    listeners: { kept: [], opened: [], closed: [] },
+    warnings: [],
   };
-}
-
-/** A server for a listener: https with its certificate files, or http. */
-function serverFor(listener: ListenerConfig, file: string): Server {
-  const tls = tlsOf(listener, file);
-  return tls === undefined
-    ? http.createServer(serverOptions)
-    : https.createServer({ ...serverOptions, ...tls });
-}
-
-async function listenOn(server: Server, address: string): Promise<void> {
-  const { host, port } = listenAddress(address);
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(port, host, () => {
-      server.off('error', reject);
-      resolve();
-    });
-  });
-}
-
-function urlOf(server: Server, tls: boolean): string {
-  const { address, port, family } = server.address() as AddressInfo;
-  const host = family === 'IPv6' ? `[${address}]` : address;
-  return `${tls ? 'https' : 'http'}://${host}:${port}`;
 }
 
 /** The running process. */
@@ -111,8 +75,7 @@ export class Runtime {
   #limits: Record<string, ClusterRateLimits> = {};
   /** Listeners by name. */
   #listeners = new Map<string, RunningListener>();
-  #admin: Server | undefined;
-  #adminHandler: RequestListener | undefined;
+  readonly #admin = new AdminListener();
   #affinitySecret: string;
   #accessLog: ReturnType<typeof accessLog>;
   readonly #auditLog: ReturnType<typeof auditLog>;
@@ -173,7 +136,8 @@ export class Runtime {
     const out: Record<string, string> = {};
     for (const [name, listener] of this.#listeners)
       out[name] = urlOf(listener.server, listener.server instanceof https.Server);
-    if (this.#admin !== undefined) out.admin = urlOf(this.#admin, false);
+    const admin = this.#admin.url();
+    if (admin !== undefined) out.admin = admin;
     return out;
   }
 
@@ -192,10 +156,8 @@ export class Runtime {
       await listenOn(server, listener.address);
     }
     if (this.#worker !== undefined) return;
-    this.#adminHandler = this.#adminListener();
-    const admin = http.createServer((req, res) => this.#adminHandler?.(req, res));
-    this.#admin = admin;
-    await listenOn(admin, `${config.global.metrics_address}:${config.global.metrics_port}`);
+    this.#admin.handler = this.#adminListener();
+    await this.#admin.open(config.global);
   }
 
   #createCluster(name: string, config: ProxyConfig): Cluster {
@@ -247,12 +209,7 @@ export class Runtime {
 
   async #reload(next: ProxyConfig, fromFile: boolean): Promise<ReloadSummary> {
     const previous = this.#config;
-    const summary: ReloadSummary = {
-      clusters: { kept: [], created: [], rebuilt: [], removed: [] },
-      backends: { added: [], removed: [] },
-      listeners: { kept: [], opened: [], closed: [] },
-      warnings: [],
-    };
+    const summary = emptyReloadSummary();
     // 1. Everything that can fail, made aside.
     const plans = new Map<string, ClusterPlan>();
     const made: Record<string, Cluster> = {};
@@ -382,7 +339,7 @@ export class Runtime {
       summary.warnings.push('audit_log takes effect at the next start');
     if (admin.workers !== previous.global.workers)
       summary.warnings.push('global.workers takes effect at the next start');
-    if (this.#worker === undefined) this.#adminHandler = this.#adminListener();
+    if (this.#worker === undefined) this.#admin.handler = this.#adminListener();
 
     // 3. What was replaced closes once its requests have finished.
     const timeoutMs = parseDuration(next.global.shutdown_timeout);
@@ -539,13 +496,7 @@ export class Runtime {
     this.#listeners.clear();
     this.#stop();
     await Promise.all(this.#retiring);
-    if (this.#admin !== undefined) {
-      const admin = this.#admin;
-      await new Promise<void>((resolve) => {
-        admin.close(() => resolve());
-        admin.closeAllConnections();
-      });
-    }
+    await this.#admin.close();
     await Promise.all(Object.values(this.#clusters).map((cluster) => cluster.close({ timeoutMs: 0 })));
     await Promise.all(
       Object.values(this.#limits).flatMap(({ limiters }) => limiters.map((limiter) => limiter.close())),
@@ -554,6 +505,3 @@ export class Runtime {
     await Promise.all([this.#accessLog?.close(), this.#auditLog?.close()]);
   }
 }
-
-/** Settings of every listener's server; the proxy sets its client timeouts when it attaches. */
-const serverOptions = { connectionsCheckingInterval: 1_000, maxHeaderSize: 16 * 1024 } as const;

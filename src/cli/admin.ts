@@ -4,13 +4,19 @@
  * `circuit-breaker` settings of each cluster, the audit log, and with `stats_enabled: false` the
  * probes only.
  */
-import type { IncomingMessage, RequestListener, ServerResponse } from 'node:http';
+import http, {
+  type IncomingMessage,
+  type RequestListener,
+  type Server,
+  type ServerResponse,
+} from 'node:http';
 import type { Logger } from 'pino';
 import { type AdminChange, type AdminCluster, type AdminSetting, createAdmin } from '../admin/createAdmin.js';
 import type { ProxyMetricsSource } from '../admin/metrics.js';
 import type { RateLimiterStats } from '../limit/RateLimiter.js';
 import { checkConfig } from './config/load.js';
 import type { ProxyConfig } from './config/schema.js';
+import { closeServer, listenOn, urlOf } from './servers.js';
 
 /** A secret from the configuration, or from the environment variable it names. */
 export function secretOf(
@@ -88,4 +94,34 @@ export function adminHandler(host: AdminHost): RequestListener {
       }),
     );
   };
+}
+
+/**
+ * The admin listener's server. Its handler is swapped on each reload (new clusters, a new token)
+ * while the server and its connections stay.
+ */
+export class AdminListener {
+  #server: Server | undefined;
+  #handler: RequestListener | undefined;
+
+  /** Serves `handler` from now on. */
+  set handler(handler: RequestListener) {
+    this.#handler = handler;
+  }
+
+  /** Listens on `global.metrics_address` and `global.metrics_port`. */
+  async open(global: ProxyConfig['global']): Promise<void> {
+    const server = http.createServer((req, res) => this.#handler?.(req, res));
+    this.#server = server;
+    await listenOn(server, `${global.metrics_address}:${global.metrics_port}`);
+  }
+
+  /** Where it listens, once open. */
+  url(): string | undefined {
+    return this.#server === undefined ? undefined : urlOf(this.#server, false);
+  }
+
+  async close(): Promise<void> {
+    if (this.#server !== undefined) await closeServer(this.#server);
+  }
 }

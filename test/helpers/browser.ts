@@ -5,6 +5,7 @@
  */
 import { spawnSync } from 'node:child_process';
 import { type Browser, chromium } from 'playwright-core';
+import { skipReason } from './requirement.js';
 
 const CANDIDATES = ['/usr/bin/chromium', '/usr/bin/chromium-browser', '/usr/bin/google-chrome'];
 
@@ -13,10 +14,7 @@ export const chromiumPath = CANDIDATES.find((path) => spawnSync(path, ['--versio
 
 /** Why browser tests are skipped, or undefined when they run. */
 export function browserSkipReason(): string | undefined {
-  if (chromiumPath !== undefined) return undefined;
-  if (process.env.CI === 'true')
-    throw new Error('chromium is not installed, and CI=true requires the browser tests to run');
-  return 'chromium is not installed: browser tests skipped (apt-get install chromium, or run .ci/run)';
+  return skipReason(chromiumPath !== undefined, 'chromium', 'browser', 'chromium');
 }
 
 /** Launches the browser headless. */

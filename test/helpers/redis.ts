@@ -4,6 +4,7 @@
  * CI=true they must run, so a missing server fails them.
  */
 import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
+import { skipReason } from './requirement.js';
 import { closedPort } from './upstreams.js';
 
 /** True when redis-server can be started here. */
@@ -11,10 +12,7 @@ export const redisAvailable = spawnSync('redis-server', ['--version']).status ==
 
 /** Why Redis tests are skipped, or undefined when they run. */
 export function redisSkipReason(): string | undefined {
-  if (redisAvailable) return undefined;
-  if (process.env.CI === 'true')
-    throw new Error('redis-server is not installed, and CI=true requires the Redis tests to run');
-  return 'redis-server is not installed: Redis tests skipped (apt-get install redis-server, or run .ci/run)';
+  return skipReason(redisAvailable, 'redis-server', 'Redis', 'redis-server');
 }
 
 /** A running redis-server. */

@@ -7,16 +7,14 @@ import { execFileSync, spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { skipReason } from './requirement.js';
 
 /** True when the openssl command is here. */
 export const opensslAvailable = spawnSync('openssl', ['version']).status === 0;
 
 /** Why TLS tests are skipped, or undefined when they run. */
 export function tlsSkipReason(): string | undefined {
-  if (opensslAvailable) return undefined;
-  if (process.env.CI === 'true')
-    throw new Error('openssl is not installed, and CI=true requires the TLS tests to run');
-  return 'openssl is not installed: HTTPS tests skipped (apt-get install openssl, or run .ci/run)';
+  return skipReason(opensslAvailable, 'openssl', 'HTTPS', 'openssl');
 }
 
 /** A certificate and its key, as PEM text and as files. */

@@ -14,23 +14,20 @@
 
 import cluster, { type Worker } from 'node:cluster';
 import { randomBytes } from 'node:crypto';
-import http, { type RequestListener, type Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import type { RequestListener } from 'node:http';
 import type { Logger } from 'pino';
 import type { AdminCluster } from '../../admin/createAdmin.js';
 import type { ProxyMetricsSource } from '../../admin/metrics.js';
 import type { ClusterStats } from '../../cluster/options.js';
 import { parseDuration } from '../../core/duration.js';
-import { type BackendConfig, type Endpoint, normalizeBackend } from '../../core/endpoint.js';
-import { optionalNumber } from '../../core/validate.js';
 import type { RateLimiterStats } from '../../limit/RateLimiter.js';
-import { adminHandler, secretOf } from '../admin.js';
-import { listenAddress } from '../config/addresses.js';
+import { AdminListener, adminHandler, secretOf } from '../admin.js';
 import type { ProxyConfig } from '../config/schema.js';
 import { auditLog } from '../logs.js';
-import type { ReloadSummary } from '../Runtime.js';
+import { emptyReloadSummary, type ReloadSummary } from '../Runtime.js';
 import { mergeClusterStats, mergeLimiterStats, mergeSessions, type WorkerSnapshot } from './merge.js';
 import { type FromWorker, isMessage, type ToWorker, type WorkerCommand } from './messages.js';
+import { WorkersCluster, type WorkersHost } from './WorkersCluster.js';
 
 /** A worker the primary runs. */
 interface WorkerState {
@@ -52,108 +49,8 @@ interface Pending {
 /** Replacements of crashed workers allowed within a minute before the primary gives up. */
 const MAX_RESTARTS_PER_MINUTE = 10;
 
-/** A cluster as the primary's admin API sees it: every worker's, changed in all of them. */
-class WorkersCluster implements AdminCluster {
-  readonly name: string;
-  readonly #primary: Primary;
-
-  constructor(name: string, primary: Primary) {
-    this.name = name;
-    this.#primary = primary;
-  }
-
-  get endpoints(): readonly Endpoint[] {
-    return this.stats().endpoints;
-  }
-
-  stats(): ClusterStats {
-    return this.#primary.clusterStats(this.name);
-  }
-
-  add(backend: string | BackendConfig): Endpoint {
-    const normalized = normalizeBackend(backend);
-    if (this.endpoints.some((e) => e.id === normalized.id))
-      throw new TypeError(`backend "${normalized.id}" is already in cluster ${this.name}`);
-    const config: BackendConfig = typeof backend === 'string' ? { url: backend } : backend;
-    this.#primary.change(this.name, { op: 'add', cluster: this.name, backend: config }, (stats) => ({
-      ...stats,
-      endpoints: [...stats.endpoints, placeholder(normalized)],
-    }));
-    return { id: normalized.id, url: normalized.url, weight: normalized.weight, inflight: 0 };
-  }
-
-  setWeight(id: string, weight: number): void {
-    const checked = optionalNumber(weight, 'weight', 1, { min: 0 });
-    this.#primary.change(this.name, { op: 'setWeight', cluster: this.name, id, weight: checked }, (stats) =>
-      withEndpoint(stats, id, { weight: checked }),
-    );
-  }
-
-  drain(id: string): Promise<void> {
-    return this.#primary.change(this.name, { op: 'drain', cluster: this.name, id }, (stats) =>
-      withEndpoint(stats, id, { draining: true, eligible: false }),
-    );
-  }
-
-  undrain(id: string): void {
-    void this.#primary.change(this.name, { op: 'undrain', cluster: this.name, id }, (stats) =>
-      withEndpoint(stats, id, { draining: false }),
-    );
-  }
-
-  remove(id: string): Promise<void> {
-    return this.#primary.change(this.name, { op: 'remove', cluster: this.name, id }, (stats) =>
-      withEndpoint(stats, id, { draining: true, eligible: false }),
-    );
-  }
-}
-
-/** An endpoint just added, until the workers' next snapshot reports it. */
-function placeholder(backend: ReturnType<typeof normalizeBackend>): ClusterStats['endpoints'][number] {
-  const latency = { p50: 0, p95: 0, p99: 0, rps: 0, count: 0 };
-  return {
-    id: backend.id,
-    url: backend.url,
-    weight: backend.weight,
-    effectiveWeight: backend.weight,
-    ...(backend.zone === undefined ? {} : { zone: backend.zone }),
-    priority: backend.priority,
-    eligible: true,
-    healthy: true,
-    ejected: false,
-    draining: false,
-    coolingDown: false,
-    circuit: 'closed',
-    inflight: 0,
-    tunnels: 0,
-    requests: 0,
-    errors: 0,
-    latencyEwma: 0,
-    latency,
-    pool: {
-      connected: 0,
-      free: 0,
-      pending: 0,
-      running: 0,
-      connectionsOpened: 0,
-      requests: 0,
-      rejected: 0,
-      reuseRatio: 0,
-      utilisation: 0,
-    },
-  };
-}
-
-function withEndpoint(
-  stats: ClusterStats,
-  id: string,
-  change: Partial<ClusterStats['endpoints'][number]>,
-): ClusterStats {
-  return { ...stats, endpoints: stats.endpoints.map((e) => (e.id === id ? { ...e, ...change } : e)) };
-}
-
 /** The primary process of `--workers N`. */
-export class Primary {
+export class Primary implements WorkersHost {
   readonly #file: string;
   readonly #log: Logger;
   readonly #count: number;
@@ -162,8 +59,7 @@ export class Primary {
   readonly #pending = new Map<number, Pending>();
   #nextCommand = 1;
   #addresses: Record<string, string> = {};
-  #admin: Server | undefined;
-  #adminHandler: RequestListener | undefined;
+  readonly #admin = new AdminListener();
   readonly #auditLog: ReturnType<typeof auditLog>;
   #stopping = false;
   readonly #restarts: number[] = [];
@@ -198,10 +94,8 @@ export class Primary {
   /** Where each listener (and `admin`) serves. */
   addresses(): Record<string, string> {
     const out = { ...this.#addresses };
-    if (this.#admin !== undefined) {
-      const { address, port } = this.#admin.address() as AddressInfo;
-      out.admin = `http://${address.includes(':') ? `[${address}]` : address}:${port}`;
-    }
+    const admin = this.#admin.url();
+    if (admin !== undefined) out.admin = admin;
     return out;
   }
 
@@ -225,17 +119,8 @@ export class Primary {
         );
     }
     await Promise.all(Array.from({ length: this.#count }, (_, i) => this.#fork(i + 1)));
-    this.#adminHandler = this.#adminListener();
-    const admin = http.createServer((req, res) => this.#adminHandler?.(req, res));
-    this.#admin = admin;
-    const { host, port } = listenAddress(`${global.metrics_address}:${global.metrics_port}`);
-    await new Promise<void>((resolve, reject) => {
-      admin.once('error', reject);
-      admin.listen(port, host, () => {
-        admin.off('error', reject);
-        resolve();
-      });
-    });
+    this.#admin.handler = this.#adminListener();
+    await this.#admin.open(global);
   }
 
   /** Starts worker `number` with the configuration in force, and resolves once it serves. */
@@ -422,16 +307,9 @@ export class Primary {
   async reload(next: ProxyConfig, options: { fromFile?: boolean } = {}): Promise<ReloadSummary> {
     const results = await this.#broadcast({ op: 'reload', config: next, fromFile: options.fromFile ?? true });
     this.#config = next;
-    this.#adminHandler = this.#adminListener();
+    this.#admin.handler = this.#adminListener();
     const summary = results[0] as ReloadSummary | undefined;
-    return (
-      summary ?? {
-        clusters: { kept: [], created: [], rebuilt: [], removed: [] },
-        backends: { added: [], removed: [] },
-        listeners: { kept: [], opened: [], closed: [] },
-        warnings: [],
-      }
-    );
+    return summary ?? emptyReloadSummary();
   }
 
   /** Drains every worker (each within `timeoutMs`), then closes the admin listener and the audit log. */
@@ -450,13 +328,7 @@ export class Primary {
         }),
     );
     await Promise.all(exits);
-    if (this.#admin !== undefined) {
-      const admin = this.#admin;
-      await new Promise<void>((resolve) => {
-        admin.close(() => resolve());
-        admin.closeAllConnections();
-      });
-    }
+    await this.#admin.close();
     await this.#auditLog?.close();
   }
 }
