@@ -44,6 +44,7 @@ export {
   type ExecuteOptions,
   servedBy,
 } from './cluster/Cluster.js';
+export type { DiscoveryStats } from './cluster/DiscoveryRunner.js';
 export type { EndpointStats } from './cluster/ManagedEndpoint.js';
 export type {
   ClusterStreamFactory,
@@ -69,6 +70,9 @@ export { type FailureKind, failureKind, retryAfterMs } from './core/failures.js'
 export { hashKey, murmur3Bytes, murmur3String } from './core/hash.js';
 export type { Logger } from './core/log.js';
 export { PeakEwma, type PeakEwmaEstimateOptions } from './core/PeakEwma.js';
+export type { Discovery, DiscoveryResult } from './discovery/Discovery.js';
+export { type DnsDiscoveryOptions, type DnsRecordType, dnsDiscovery } from './discovery/dnsDiscovery.js';
+export { type FileDiscoveryOptions, fileDiscovery } from './discovery/fileDiscovery.js';
 export {
   type CheckResult,
   type CheckTarget,

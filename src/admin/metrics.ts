@@ -182,6 +182,32 @@ export function metricFamilies(sources: MetricsSources): MetricFamily[] {
     '1 while panic mode balances across every endpoint.',
     perCluster((s) => Number(s.panic)),
   );
+  const discovered = clusters.filter(([, stats]) => stats.discovery !== undefined);
+  const perDiscovery = (pick: (s: NonNullable<ReturnType<Cluster['stats']>['discovery']>) => number) =>
+    discovered.map(([cluster, stats]): [Labels, number] => [
+      { cluster, source: stats.discovery?.source ?? '' },
+      stats.discovery === undefined ? 0 : pick(stats.discovery),
+    ]);
+  if (discovered.length > 0) {
+    out.family(
+      'mcgravity_discovery_updates_total',
+      'counter',
+      "Answers from the cluster's discovery source that changed its membership.",
+      perDiscovery((d) => d.updates),
+    );
+    out.family(
+      'mcgravity_discovery_errors_total',
+      'counter',
+      'Discovery answers that failed or were refused (the last good set was kept).',
+      perDiscovery((d) => d.errors),
+    );
+    out.family(
+      'mcgravity_discovery_stale',
+      'gauge',
+      "1 while the discovery source's last answer failed or was refused and the cluster keeps its last good set.",
+      perDiscovery((d) => Number(d.stale)),
+    );
+  }
   out.family(
     'mcgravity_retries_total',
     'counter',

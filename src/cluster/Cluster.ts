@@ -22,7 +22,8 @@ import { type BackendConfig, type Endpoint, normalizeBackend } from '../core/end
 import { McgravityError } from '../core/errors.js';
 import { headerOf, statusOf } from '../core/failures.js';
 import { optionalLogger } from '../core/log.js';
-import { checkKnownOptions, optionalFunction, optionalNumber } from '../core/validate.js';
+import { checkKnownOptions, describeValue, optionalFunction, optionalNumber } from '../core/validate.js';
+import type { Discovery } from '../discovery/Discovery.js';
 import { HealthMonitor } from '../health/HealthMonitor.js';
 import { OutlierDetector } from '../health/OutlierDetector.js';
 import { LatencyWindow } from '../observe/LatencyWindow.js';
@@ -30,6 +31,7 @@ import { closePools, type PoolOptions, resolvePoolOptions } from '../pool/Pool.j
 import type { RetryPolicy } from '../retry/RetryPolicy.js';
 import type { Attempt } from './Attempt.js';
 import { AttemptSource } from './AttemptSource.js';
+import { DiscoveryRunner, type DiscoveryTarget } from './DiscoveryRunner.js';
 import { publishCluster } from './diagnostics.js';
 import { Eligibility } from './Eligibility.js';
 import { logCluster } from './logging.js';
@@ -77,6 +79,7 @@ export class Cluster extends EventEmitter<ClusterEvents> {
   readonly #drainTimers = new Set<unknown>();
   /** Where every attempt reports: one object for the cluster, so a request allocates no callbacks. */
   readonly #attempts: AttemptSource;
+  #discovery: DiscoveryRunner | undefined;
   #closed = false;
 
   constructor(options: ClusterOptions) {
@@ -86,8 +89,9 @@ export class Cluster extends EventEmitter<ClusterEvents> {
     this.name = options.name ?? 'default';
     if (typeof this.name !== 'string' || this.name === '')
       throw new TypeError('name must be a non-empty string');
-    if (!Array.isArray(options.backends))
-      throw new TypeError('backends must be an array of URLs or backend objects');
+    const backends = options.backends ?? [];
+    if (!Array.isArray(backends)) throw new TypeError('backends must be an array of URLs or backend objects');
+    const discovery = checkDiscovery(options.discovery);
     this.#clock = options.clock ?? systemClock;
     const random = optionalFunction(options.random, 'random', systemRandom);
     this.#balancer = resolveBalancer(options.balancer, random);
@@ -102,9 +106,9 @@ export class Cluster extends EventEmitter<ClusterEvents> {
     this.#statsWindowMs = optionalDuration(options.statsWindowMs, 'statsWindowMs', 60_000);
     this.#retry = resolveRetry(options.retry, this.#clock, random, discardBody);
     // Checked before the detectors and their timers are made, so that a refusal leaves nothing behind.
-    if (options.backends.length === 0 && options.allowEmpty !== true) {
+    if (backends.length === 0 && options.allowEmpty !== true && discovery === undefined) {
       throw new TypeError(
-        `cluster ${this.name}: backends is empty; give at least one, or allowEmpty: true to add them later`,
+        `cluster ${this.name}: backends is empty; give at least one, a discovery source, or allowEmpty: true to add them later`,
       );
     }
     if (options.outlierDetection !== false) {
@@ -170,10 +174,27 @@ export class Cluster extends EventEmitter<ClusterEvents> {
     publishCluster(this.name, this, this.#retry);
     const logger = optionalLogger(options.logger);
     if (logger !== undefined) logCluster(this.name, this, logger, this.#health, this.#retry, this.#clock);
-    options.backends.forEach((backend, i) => {
+    backends.forEach((backend, i) => {
       this.#add(backend, `backends[${i}]`, false);
     });
     this.#eligibility.rebuild();
+    if (discovery !== undefined) {
+      this.#discovery = new DiscoveryRunner(discovery, this.#discoveryTarget(), {
+        allowEmpty: options.allowEmpty === true,
+        drainTimeoutMs: 30_000,
+        clock: this.#clock,
+      });
+      this.#discovery.start();
+    }
+  }
+
+  /**
+   * Resolves once the cluster can take requests: at once without a discovery source; with one, when
+   * its first answer was applied (or the cluster closed). A source that keeps failing keeps this
+   * pending: bound the wait with a timeout of your own if you start on it.
+   */
+  ready(): Promise<void> {
+    return this.#discovery?.ready ?? Promise.resolve();
   }
 
   /** Every endpoint, eligible or not, in the order added. */
@@ -201,14 +222,14 @@ export class Cluster extends EventEmitter<ClusterEvents> {
   /**
    * Stops sending new requests to `id`, waits for its requests in flight (up to `timeoutMs`, default
    * 30 s), then removes it; streams still open at the deadline (an SSE stream read through `fetch()`)
-   * are cut.
+   * are cut. An {@link Cluster.undrain} while it waits cancels the removal.
    */
   async remove(id: string, options: { timeoutMs?: Duration } = {}): Promise<void> {
     const timeoutMs = optionalDuration(options.timeoutMs, 'timeoutMs', 30_000);
     const started = this.#clock.now();
     await this.drain(id, { timeoutMs });
     const endpoint = this.#eligibility.get(id);
-    if (endpoint === undefined) return;
+    if (endpoint === undefined || !endpoint.draining) return;
     this.#eligibility.remove(endpoint);
     this.#health?.remove(id);
     this.#outliers?.remove(id);
@@ -365,6 +386,7 @@ export class Cluster extends EventEmitter<ClusterEvents> {
       retries: retry?.retries ?? 0,
       requeues: retry?.requeues ?? 0,
       retryBudgetExhausted: retry?.budgetExhausted ?? 0,
+      ...(this.#discovery === undefined ? {} : { discovery: this.#discovery.stats() }),
     };
   }
 
@@ -376,6 +398,7 @@ export class Cluster extends EventEmitter<ClusterEvents> {
     if (this.#closed) return;
     this.#closed = true;
     const timeoutMs = optionalDuration(options.timeoutMs, 'timeoutMs', 10_000);
+    this.#discovery?.close();
     await this.#health?.close();
     this.#outliers?.close();
     this.#eligibility.close();
@@ -408,6 +431,23 @@ export class Cluster extends EventEmitter<ClusterEvents> {
     return endpoint;
   }
 
+  /** The cluster as its discovery runner changes it (endpoints found are added without slow start at first). */
+  #discoveryTarget(): DiscoveryTarget {
+    return {
+      name: this.name,
+      has: (id) => this.#eligibility.get(id) !== undefined,
+      weightOf: (id) => this.#eligibility.get(id)?.configuredWeight,
+      add: (backend) => {
+        this.#add(backend, 'discovered backend', this.#slowStartMs > 0 && this.#eligibility.list.length > 0);
+        this.#eligibility.rebuild();
+      },
+      remove: (id, timeoutMs) => this.remove(id, { timeoutMs }),
+      undrain: (id) => this.undrain(id),
+      setWeight: (id, weight) => this.setWeight(id, weight),
+      emit: (event: keyof ClusterEvents, info: never) => this.emit(event, info),
+    };
+  }
+
   #drainTimer(callback: () => void, ms: number): unknown {
     const timer = this.#clock.setTimeout(callback, ms);
     this.#drainTimers.add(timer);
@@ -429,6 +469,16 @@ export class Cluster extends EventEmitter<ClusterEvents> {
     if (this.#closed) return Promise.reject(new McgravityError('ECLOSED', `cluster ${this.name} is closed`));
     return withRetries(this.#retry, call, this.#untriedLeft);
   }
+}
+
+function checkDiscovery(discovery: Discovery | undefined): Discovery | undefined {
+  if (discovery === undefined) return undefined;
+  if (discovery === null || typeof (discovery as Partial<Discovery>)[Symbol.asyncIterator] !== 'function') {
+    throw new TypeError(
+      `discovery must be an async iterable of backend lists (dnsDiscovery(), fileDiscovery() or your own), got ${describeValue(discovery)}`,
+    );
+  }
+  return discovery;
 }
 
 function acceptRelay(relay: ResponseRelay): Promise<ClusterStreamResult> {

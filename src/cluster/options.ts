@@ -14,20 +14,32 @@ import type { Duration } from '../core/duration.js';
 import type { BackendConfig, Endpoint } from '../core/endpoint.js';
 import type { Logger } from '../core/log.js';
 import { describeValue } from '../core/validate.js';
+import type { Discovery } from '../discovery/Discovery.js';
 import type { HealthCheckOptions } from '../health/HealthMonitor.js';
 import type { OutlierOptions } from '../health/OutlierDetector.js';
 import type { LatencySummary } from '../observe/LatencyWindow.js';
 import type { PoolOptions } from '../pool/Pool.js';
 import { type RetryOptions, RetryPolicy } from '../retry/RetryPolicy.js';
+import type { DiscoveryStats } from './DiscoveryRunner.js';
 import type { EndpointStats, ManagedEndpoint } from './ManagedEndpoint.js';
 
 /** Options of {@link createCluster}. */
 export interface ClusterOptions {
   /** Name in events, metrics and errors. @default 'default' */
   name?: string;
-  /** The backends: URLs or configurations. At least one, unless `allowEmpty`. */
-  backends: readonly (string | BackendConfig)[];
-  /** Accept an empty `backends` (they are added later, with `add()` or the admin API). @default false */
+  /** The backends: URLs or configurations. At least one, unless `allowEmpty` or `discovery`. */
+  backends?: readonly (string | BackendConfig)[];
+  /**
+   * Backends found by a source (DNS, a watched file, your own) and kept in step with it: new ones
+   * are added, gone ones drain (up to 30 s) and leave, changed weights are set. A failed look-up
+   * keeps the last good set. Endpoints in `backends` stay whatever the source says.
+   */
+  discovery?: Discovery;
+  /**
+   * Let the cluster be empty: accept an empty `backends` (they are added later, with `add()` or the
+   * admin API), and let an empty answer from `discovery` remove every endpoint it found (without
+   * this, an empty answer keeps the last good set). @default false
+   */
   allowEmpty?: boolean;
   /** A built-in algorithm's name or your own balancer. @default 'least-request' */
   balancer?: BalancerName | Balancer;
@@ -140,6 +152,8 @@ export interface ClusterStats {
   /** Attempts sent again elsewhere because the one before never reached its backend. */
   readonly requeues: number;
   readonly retryBudgetExhausted: number;
+  /** The discovery source's state, when the cluster has one. */
+  readonly discovery?: DiscoveryStats;
 }
 
 /** Events of a {@link Cluster}. */
@@ -158,12 +172,17 @@ export interface ClusterEvents {
   panic: (info: { active: boolean; eligible: number; total: number }) => void;
   /** The eligible set changed. */
   membership: (info: { eligible: number; total: number }) => void;
+  /** The discovery source changed the membership (ids added, draining to leave, given a new weight). */
+  'discovery:update': (info: { added: string[]; removed: string[]; reweighted: string[] }) => void;
+  /** The discovery source failed, or gave an answer that was refused: `kept` endpoints stay as they were. */
+  'discovery:error': (info: { error: Error; kept: number }) => void;
 }
 
 /** Option names {@link Cluster} accepts. */
 export const CLUSTER_OPTIONS = [
   'name',
   'backends',
+  'discovery',
   'allowEmpty',
   'balancer',
   'health',

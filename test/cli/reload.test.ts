@@ -17,6 +17,7 @@ import { planCluster } from '../../src/cli/reload.js';
 import { createCluster } from '../../src/cluster/Cluster.js';
 import { within } from '../helpers/async.js';
 import { cleanupAfterEach } from '../helpers/cleanup.js';
+import { loadGets } from '../helpers/load.js';
 import { selfSigned, tlsSkipReason } from '../helpers/tls.js';
 import { startUpstream, type Upstream } from '../helpers/upstreams.js';
 
@@ -37,31 +38,8 @@ async function start(text: string, file = 'proxy.yaml'): Promise<Runtime> {
   return runtime;
 }
 
-/** `clients` loops of GETs to `url()` until stopped: who answered, and every failure. */
-function load(url: () => string, clients = 32) {
-  const answers = new Map<string, number>();
-  const failures: string[] = [];
-  let running = true;
-  let sent = 0;
-  const loops = Array.from({ length: clients }, async () => {
-    while (running && sent < 20_000) {
-      sent++;
-      try {
-        const response = await request(`${url()}/x`);
-        const text = await response.body.text();
-        if (response.statusCode !== 200) failures.push(`${response.statusCode} ${text}`);
-        else answers.set(text, (answers.get(text) ?? 0) + 1);
-      } catch (error) {
-        failures.push(String(error));
-      }
-    }
-  });
-  const stop = async () => {
-    running = false;
-    await Promise.all(loops);
-  };
-  defer(stop);
-  return { answers, failures, stop, sent: () => sent };
+function load(url: () => string) {
+  return loadGets(() => `${url()}/x`, defer);
 }
 
 const twoBackends = (a: Upstream, b: Upstream, extra = '') => `
