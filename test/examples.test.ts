@@ -79,6 +79,15 @@ const expectations: Record<string, (stdout: string) => void> = {
     expect(out).toContain('retry after alpha failed goes to beta');
     expect(out).toContain('done: all servers closed');
   },
+  'dns-discovery.ts': (out) => {
+    expect(out).toContain('update: added [blue] removed []');
+    expect(out).toContain('first answers: blue blue blue blue');
+    expect(out).toContain('update: added [green] removed [blue]');
+    expect(out).toContain('after the deploy: green green green green');
+    expect(out).toContain('DNS failed (dns SRV _http._tcp.api.example: ETIMEOUT): kept 1 backend(s)');
+    expect(out).toContain('while DNS is down: green green green green');
+    expect(out).toContain('"source":"dns SRV _http._tcp.api.example","updates":2,"errors":1,"stale":true');
+  },
   'custom-balancer.ts': (out) => {
     expect(out).toContain('embeddings: gpu-1=30');
     expect(out).toContain('search:     gpu-1 search-1 search-2');

@@ -30,6 +30,9 @@ import { listenerKey, listenOn, serverFor, tlsOf, urlOf } from './servers.js';
 import { mergeSessions, type WorkerSnapshot } from './workers/merge.js';
 import type { WorkerCommand } from './workers/messages.js';
 
+/** Longest wait at start (or reload) for a discovery source's first answer before serving. */
+const DISCOVERY_WAIT_MS = 5_000;
+
 /** One listener: its server, and the proxy serving on it now. */
 interface RunningListener {
   readonly config: ListenerConfig;
@@ -148,6 +151,7 @@ export class Runtime {
       if (cluster.rate_limits !== undefined)
         this.#limits[name] = await clusterRateLimits(name, cluster.rate_limits, config, this.#redis);
     }
+    await this.#discovered(this.#clusters);
     for (const listener of config.listeners) {
       const server = serverFor(listener, this.#file);
       const proxy = this.#proxyFor(listener);
@@ -160,10 +164,34 @@ export class Runtime {
     await this.#admin.open(config.global);
   }
 
+  /**
+   * Waits (up to {@link DISCOVERY_WAIT_MS}) for clusters with a discovery source to have their first
+   * answer, so that a listener does not open onto an empty cluster; one still waiting then is logged
+   * and keeps looking while it serves.
+   */
+  async #discovered(clusters: Readonly<Record<string, Cluster>>): Promise<void> {
+    let timer: NodeJS.Timeout | undefined;
+    const waiting = Object.entries(clusters).map(([name, cluster]) => {
+      let ready = false;
+      return { name, ready: cluster.ready().then(() => (ready = true)), isReady: () => ready };
+    });
+    await Promise.race([
+      Promise.all(waiting.map((w) => w.ready)),
+      new Promise((resolve) => {
+        timer = setTimeout(resolve, DISCOVERY_WAIT_MS);
+      }),
+    ]);
+    clearTimeout(timer);
+    for (const { name, isReady } of waiting) {
+      if (!isReady())
+        this.#log.warn({ cluster: name }, 'discovery has found no backends yet; serving while it looks');
+    }
+  }
+
   #createCluster(name: string, config: ProxyConfig): Cluster {
     const settings = config.clusters[name];
     if (settings === undefined) throw new Error(`no cluster named ${name}`);
-    return createCluster(clusterOptions(name, settings, config, this.#log));
+    return createCluster(clusterOptions(name, settings, config, this.#log, this.#file));
   }
 
   /** The affinity secret of `config`; without one, the process keeps the random one it made. */
@@ -237,6 +265,7 @@ export class Runtime {
           madeLimits.push(limits[name]);
         }
       }
+      await this.#discovered(made);
       for (const listener of next.listeners) {
         const tls = tlsOf(listener, this.#file);
         if (tls !== undefined) certificates.set(listener.name, tls);

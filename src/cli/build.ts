@@ -11,10 +11,19 @@ import type { Duration } from '../core/duration.js';
 import type { BackendConfig } from '../core/endpoint.js';
 import type { Logger } from '../core/log.js';
 import type { TextMatch } from '../core/match.js';
+import type { Discovery } from '../discovery/Discovery.js';
+import { type DnsDiscoveryOptions, dnsDiscovery } from '../discovery/dnsDiscovery.js';
+import { fileDiscovery } from '../discovery/fileDiscovery.js';
 import type { ProxyOptions, ProxyRoute } from '../proxy/createProxy.js';
 import type { SplitTarget } from '../proxy/routes.js';
-import { backendUrl, sizeBytes } from './config/addresses.js';
-import type { ClusterConfig, ListenerConfig, ProxyConfig, SessionAffinityConfig } from './config/schema.js';
+import { backendUrl, fileFrom, sizeBytes } from './config/addresses.js';
+import type {
+  ClusterConfig,
+  DiscoveryConfig,
+  ListenerConfig,
+  ProxyConfig,
+  SessionAffinityConfig,
+} from './config/schema.js';
 import type { ClusterRateLimits } from './rateLimits.js';
 
 const BALANCERS: Record<Exclude<ClusterConfig['load_balancing'], 'geographic'>, BalancerName> = {
@@ -28,6 +37,29 @@ const BALANCERS: Record<Exclude<ClusterConfig['load_balancing'], 'geographic'>, 
   maglev: 'maglev',
   ip_hash: 'ip-hash',
 };
+
+/** A cluster's discovery source; a file's path is relative to the configuration's. */
+function discoveryOf(discovery: DiscoveryConfig, file: string): Discovery {
+  if ('file' in discovery) {
+    return fileDiscovery({
+      path: fileFrom(file, discovery.file.path),
+      intervalMs: discovery.file.interval as Duration,
+    });
+  }
+  const dns = discovery.dns;
+  const options: DnsDiscoveryOptions = {
+    name: dns.name,
+    type: dns.type,
+    scheme: dns.scheme,
+    targetType: dns.target_type,
+    minTtlMs: dns.min_ttl as Duration,
+    maxTtlMs: dns.max_ttl as Duration,
+    timeoutMs: dns.timeout as Duration,
+  };
+  if (dns.port !== undefined) options.port = dns.port;
+  if (dns.servers !== undefined) options.servers = dns.servers;
+  return dnsDiscovery(options);
+}
 
 /** Algorithms that need a key per request: the client's address unless an affinity gives one. */
 const KEYED = new Set(['consistent_hash', 'maglev', 'ip_hash']);
@@ -46,12 +78,13 @@ export function headerMatches(
   return Object.fromEntries(Object.entries(headers).map(([name, value]) => [name, textMatch(value)]));
 }
 
-/** The library options of one configured cluster. */
+/** The library options of one configured cluster; `file` is the configuration's path. */
 export function clusterOptions(
   name: string,
   cluster: ClusterConfig,
   config: ProxyConfig,
   logger: Logger | undefined,
+  file: string,
 ): ClusterOptions {
   const pool = cluster.connection_pool;
   const backends = cluster.backends.map((backend): BackendConfig => {
@@ -83,6 +116,7 @@ export function clusterOptions(
     panicThreshold: cluster.panic_threshold,
   };
   if (logger !== undefined) options.logger = logger;
+  if (cluster.discovery !== undefined) options.discovery = discoveryOf(cluster.discovery, file);
   const health = cluster.health_check;
   if (health === undefined || health === false || !health.enabled) options.health = false;
   else {

@@ -82,9 +82,11 @@ async function checkBuild(config: ProxyConfig, file: string): Promise<void> {
   const problems = [];
   for (const [name, cluster] of Object.entries(config.clusters)) {
     try {
-      await createCluster({ ...clusterOptions(name, cluster, config, undefined), health: false }).close({
-        timeoutMs: 0,
-      });
+      await createCluster({ ...clusterOptions(name, cluster, config, undefined, file), health: false }).close(
+        {
+          timeoutMs: 0,
+        },
+      );
     } catch (error) {
       problems.push({ path: formatPath(['clusters', name]), message: (error as Error).message });
     }

@@ -39,7 +39,7 @@ function instanceSettings(cluster: ClusterConfig, config: ProxyConfig): unknown 
 /** Library backends of a configured cluster, by endpoint id. */
 function backendsById(name: string, cluster: ClusterConfig, config: ProxyConfig): Map<string, BackendConfig> {
   const byId = new Map<string, BackendConfig>();
-  for (const backend of clusterOptions(name, cluster, config, undefined).backends ?? []) {
+  for (const backend of clusterOptions(name, cluster, config, undefined, '').backends ?? []) {
     const config = backend as BackendConfig;
     byId.set(config.id ?? new URL(config.url).host, config);
   }

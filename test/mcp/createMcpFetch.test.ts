@@ -22,7 +22,10 @@ async function replicas(count: number, mode: 'stateful' | 'stateless' = 'statefu
   return made;
 }
 
-function cluster(backends: NonNullable<ClusterOptions['backends']>, options: Partial<ClusterOptions> = {}): Cluster {
+function cluster(
+  backends: NonNullable<ClusterOptions['backends']>,
+  options: Partial<ClusterOptions> = {},
+): Cluster {
   const made = createCluster({ backends, health: false, ...options });
   defer(() => made.close({ timeoutMs: 1000 }));
   return made;

@@ -31,11 +31,15 @@ export function checkReferences(config: ProxyConfig, file: string): ReferencePro
 
   for (const [name, cluster] of Object.entries(config.clusters)) {
     const at = ['clusters', name];
-    if (cluster.backends.length === 0 && !cluster.allow_empty)
+    if (cluster.backends.length === 0 && !cluster.allow_empty && cluster.discovery === undefined)
       problem(
         [...at, 'backends'],
-        'a cluster needs a backend (or allow_empty: true, to add them through the admin API)',
+        'a cluster needs a backend, a discovery source, or allow_empty: true (to add them through the admin API)',
       );
+    const dns =
+      cluster.discovery !== undefined && 'dns' in cluster.discovery ? cluster.discovery.dns : undefined;
+    if (dns !== undefined && dns.type === 'SRV' && dns.port !== undefined)
+      problem([...at, 'discovery', 'dns', 'port'], 'SRV records carry their own ports: leave port out');
     const ids = new Map<string, number>();
     cluster.backends.forEach((backend, i) => {
       let id = backend.id;

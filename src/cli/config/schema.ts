@@ -119,6 +119,8 @@ export type RateLimitsConfig = NonNullable<ClusterConfig['rate_limits']>;
 export type TrafficSplitConfig = NonNullable<ClusterConfig['traffic_split']>;
 export type CircuitBreakerConfig = Exclude<NonNullable<ClusterConfig['circuit_breaker']>, false>;
 export type SessionAffinityConfig = NonNullable<ClusterConfig['session_affinity']>;
+/** A cluster's discovery section. */
+export type DiscoveryConfig = NonNullable<ClusterConfig['discovery']>;
 
 /** The schema of one part, for the admin API's changes (validated like the file). */
 export const partSchemas = { rateLimits, trafficSplit, circuitBreaker } as const;

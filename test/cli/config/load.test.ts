@@ -101,11 +101,42 @@ listeners:
 `;
     expect(() => parseConfig(text, 'proxy.yaml')).toThrow(
       [
-        'proxy.yaml:3:15 clusters.web.backends: a cluster needs a backend (or allow_empty: true, to add them through the admin API)',
+        'proxy.yaml:3:15 clusters.web.backends: a cluster needs a backend, a discovery source, or allow_empty: true (to add them through the admin API)',
         'proxy.yaml:5:33 clusters.web.traffic_split.splits[0].backend_group: no cluster named "canary" (clusters: web)',
         'proxy.yaml:8:5 listeners[1]: a listener needs either cluster or routes',
         'proxy.yaml:8:13 listeners[1].name: listener "a" is defined twice (also listeners[0])',
       ].join('\n'),
+    );
+  });
+
+  it('takes backends from discovery, and refuses a port on SRV records', () => {
+    const text = (dns: string) => `clusters:
+  web:
+    discovery:
+      dns: ${dns}
+listeners:
+  - { name: a, address: "127.0.0.1:0", cluster: web }
+`;
+    const parsed = parseConfig(text('{ name: api.internal, port: 8080 }'), 'proxy.yaml');
+    expect(parsed.clusters.web?.discovery).toEqual({
+      dns: {
+        name: 'api.internal',
+        type: 'A',
+        port: 8080,
+        scheme: 'http',
+        target_type: 'A',
+        min_ttl: '5s',
+        max_ttl: '5m',
+        timeout: '2s',
+      },
+    });
+    expect(() =>
+      parseConfig(text('{ name: _http._tcp.api.internal, type: SRV, port: 80 }'), 'proxy.yaml'),
+    ).toThrow(
+      'proxy.yaml:4:62 clusters.web.discovery.dns.port: SRV records carry their own ports: leave port out',
+    );
+    expect(() => parseConfig(text('{ name: api.internal, type: MX }'), 'proxy.yaml')).toThrow(
+      /clusters\.web\.discovery\.dns\.type/,
     );
   });
 });

@@ -345,17 +345,72 @@ export const trafficSplit = z
   })
   .meta({ description: 'Send part of this cluster’s traffic to other clusters (canaries, A/B tests).' });
 
+const dnsDiscovery = z
+  .strictObject({
+    name: z.string().min(1).max(253).meta({
+      description:
+        'The name to resolve: a host name, or an SRV name such as `_http._tcp.api.default.svc.cluster.local`.',
+    }),
+    type: z.enum(['A', 'AAAA', 'A+AAAA', 'SRV']).default('A').meta({
+      description:
+        'Address records (each address a backend on `port`), or SRV records (targets, ports, priorities and weights).',
+    }),
+    port: z.number().int().min(1).max(65_535).optional().meta({
+      description: 'The backends’ port, for address records. Default: 80, or 443 with `scheme: https`.',
+    }),
+    scheme: z
+      .enum(['http', 'https'])
+      .default('http')
+      .meta({ description: 'How the backends are spoken to.' }),
+    target_type: z
+      .enum(['A', 'AAAA', 'A+AAAA'])
+      .default('A')
+      .meta({ description: 'How SRV targets are resolved to addresses.' }),
+    min_ttl: duration('Shortest time between look-ups, whatever the TTL.').default('5s'),
+    max_ttl: duration('Longest time between look-ups, whatever the TTL; also the longest back-off.').default(
+      '5m',
+    ),
+    servers: z
+      .array(z.string().min(1))
+      .min(1)
+      .optional()
+      .meta({ description: 'DNS servers (`10.0.0.2`, `127.0.0.1:5353`). Default: the system’s.' }),
+    timeout: duration('Time to wait for one answer.').default('2s'),
+  })
+  .meta({ description: 'Backends from DNS, looked up again as the records expire.' });
+
+const fileDiscovery = z
+  .strictObject({
+    path: z.string().min(1).meta({
+      description:
+        'A JSON or YAML file (by extension) with a list of backends (`url`, `id`, `weight`, `zone`, `priority`, `maxConnections`), relative to this file.',
+    }),
+    interval: duration('Longest time between reads when no change is reported.').default('10s'),
+  })
+  .meta({ description: 'Backends from a file that something else writes, read again when it changes.' });
+
+export const discovery = z
+  .union([z.strictObject({ dns: dnsDiscovery }), z.strictObject({ file: fileDiscovery })])
+  .meta({
+    description:
+      'Where backends come from besides `backends`: `{ dns: … }` or `{ file: … }`. Changes are applied as they are found; a failed look-up (or an empty answer, unless `allow_empty`) keeps the last good set.',
+  });
+
 export const cluster = z
   .strictObject({
     load_balancing: z
       .enum(LOAD_BALANCING)
       .default('least_request')
       .meta({ description: 'The algorithm (see docs/algorithms.md); `geographic` prefers `global.zone`.' }),
-    backends: z.array(backend).meta({ description: 'The servers.' }),
-    allow_empty: z
-      .boolean()
-      .default(false)
-      .meta({ description: 'Allow no backends (added later by the admin API).' }),
+    backends: z
+      .array(backend)
+      .default([])
+      .meta({ description: 'The servers (besides those `discovery` finds).' }),
+    discovery: discovery.optional(),
+    allow_empty: z.boolean().default(false).meta({
+      description:
+        'Allow no backends (added later by the admin API), and let an empty discovery answer remove every backend it found.',
+    }),
     health_check: z.union([healthCheck, z.literal(false)]).optional(),
     outlier_detection: z.union([outlierDetection, z.literal(false)]).prefault({}),
     circuit_breaker: z.union([circuitBreaker, z.literal(false)]).optional(),
