@@ -144,3 +144,14 @@ export {
   type RetryPolicyStats,
   type RetryReason,
 } from './retry/RetryPolicy.js';
+export {
+  createTcpProxy,
+  type TcpProxy,
+  type TcpProxyOptions,
+  type TcpProxyStats,
+} from './tcp/createTcpProxy.js';
+export {
+  type ConnectionAddresses,
+  type ProxyProtocolVersion,
+  proxyProtocolHeader,
+} from './tcp/proxyProtocol.js';

@@ -31,6 +31,7 @@ import type { BackendConfig } from '../core/endpoint.js';
 import { isMcgravityError, McgravityError } from '../core/errors.js';
 import { checkKnownOptions, describeValue, optionalNumber } from '../core/validate.js';
 import type { RateLimiter } from '../limit/RateLimiter.js';
+import type { TcpProxy } from '../tcp/createTcpProxy.js';
 import { type ProxyMetricsSource, renderPrometheus } from './metrics.js';
 import { serveStatusFile } from './statusPage.js';
 
@@ -54,6 +55,8 @@ export interface AdminOptions {
   proxy?: ProxyMetricsSource;
   /** Rate limiters to report, by name. */
   limiters?: Readonly<Record<string, Pick<RateLimiter, 'stats'>>>;
+  /** TCP proxies to report, by listener name (their clusters go in `clusters`). */
+  tcpProxies?: Readonly<Record<string, Pick<TcpProxy, 'stats'>>>;
   /** Bearer token that mutations need; without one they are refused. */
   token?: string;
   /**
@@ -172,6 +175,7 @@ export function createAdmin(options: AdminOptions): RequestListener {
       'clusters',
       'proxy',
       'limiters',
+      'tcpProxies',
       'token',
       'settings',
       'onChange',
@@ -308,6 +312,7 @@ export function createAdmin(options: AdminOptions): RequestListener {
         clusters,
         ...(options.limiters === undefined ? {} : { limiters: options.limiters }),
         ...(options.proxy === undefined ? {} : { proxy: options.proxy }),
+        ...(options.tcpProxies === undefined ? {} : { tcpProxies: options.tcpProxies }),
       });
       res.writeHead(200, {
         'content-type': 'text/plain; version=0.0.4; charset=utf-8',

@@ -8,12 +8,15 @@
 import type { Cluster } from '../cluster/Cluster.js';
 import type { RateLimiter } from '../limit/RateLimiter.js';
 import { Exposition, type Labels, type MetricFamily } from '../observe/exposition.js';
+import type { TcpProxy } from '../tcp/createTcpProxy.js';
 
 /** What {@link renderPrometheus} reports on. */
 export interface MetricsSources {
   clusters: Readonly<Record<string, Pick<Cluster, 'stats'>>>;
   limiters?: Readonly<Record<string, Pick<RateLimiter, 'stats'>>>;
   proxy?: ProxyMetricsSource;
+  /** TCP proxies to report, by listener name. */
+  tcpProxies?: Readonly<Record<string, Pick<TcpProxy, 'stats'>>>;
 }
 
 /** What metrics read of a proxy: its requests in flight, and its MCP sessions per cluster and endpoint. */
@@ -244,6 +247,7 @@ export function metricFamilies(sources: MetricsSources): MetricFamily[] {
     'Rate-limit store failures.',
     limiters.map(([limiter, stats]): [Labels, number] => [{ limiter }, stats.storeErrors]),
   );
+  tcpFamilies(out, sources.tcpProxies ?? {});
   if (sources.proxy !== undefined) {
     out.family('mcgravity_proxy_inflight_requests', 'gauge', 'Requests the proxy is serving.', [
       [{}, sources.proxy.inflight],
@@ -266,4 +270,54 @@ export function metricFamilies(sources: MetricsSources): MetricFamily[] {
     }
   }
   return families;
+}
+
+type FamilyOut = {
+  family(
+    name: string,
+    type: 'counter' | 'gauge',
+    help: string,
+    samples: readonly (readonly [Labels, number])[],
+  ): void;
+};
+
+function tcpFamilies(out: FamilyOut, proxies: Readonly<Record<string, Pick<TcpProxy, 'stats'>>>): void {
+  const all = Object.entries(proxies).map(([listener, proxy]) => [listener, proxy.stats()] as const);
+  if (all.length === 0) return;
+  const each = (pick: (stats: ReturnType<TcpProxy['stats']>) => number) =>
+    all.map(([listener, stats]): [Labels, number] => [{ listener }, pick(stats)]);
+  out.family(
+    'mcgravity_tcp_connections_open',
+    'gauge',
+    'Client connections the TCP proxy holds open.',
+    each((s) => s.open),
+  );
+  out.family(
+    'mcgravity_tcp_connections_total',
+    'counter',
+    'Client connections accepted.',
+    each((s) => s.accepted),
+  );
+  out.family(
+    'mcgravity_tcp_connections_closed_total',
+    'counter',
+    'Client connections refused or closed by the proxy, by reason.',
+    all.flatMap(([listener, stats]): [Labels, number][] => [
+      [{ listener, reason: 'limit' }, stats.refused],
+      [{ listener, reason: 'no_upstream' }, stats.failed],
+      [{ listener, reason: 'idle' }, stats.idleClosed],
+    ]),
+  );
+  out.family(
+    'mcgravity_tcp_received_bytes_total',
+    'counter',
+    'Bytes from clients to backends.',
+    each((s) => s.bytesReceived),
+  );
+  out.family(
+    'mcgravity_tcp_sent_bytes_total',
+    'counter',
+    'Bytes from backends to clients.',
+    each((s) => s.bytesSent),
+  );
 }

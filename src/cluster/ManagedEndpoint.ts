@@ -6,7 +6,7 @@
  */
 import { CircuitBreaker, type CircuitBreakerOptions, type CircuitState } from '../breaker/CircuitBreaker.js';
 import type { Clock } from '../core/clock.js';
-import type { Endpoint, NormalizedBackend } from '../core/endpoint.js';
+import { type Endpoint, httpOrigin, type NormalizedBackend } from '../core/endpoint.js';
 import { PeakEwma } from '../core/PeakEwma.js';
 import { type LatencySummary, LatencyWindow } from '../observe/LatencyWindow.js';
 import { Pool, type PoolOptions, type PoolStats } from '../pool/Pool.js';
@@ -60,6 +60,8 @@ export class ManagedEndpoint implements Endpoint {
   readonly zone?: string;
   readonly priority: number;
   readonly metadata?: Readonly<Record<string, unknown>>;
+  /** The backend's bound on connections (its pool's size; a TCP proxy's connections to it). */
+  readonly maxConnections?: number;
   readonly pool: Pool;
   readonly breaker: CircuitBreaker | undefined;
   readonly #ewma: PeakEwma;
@@ -91,11 +93,12 @@ export class ManagedEndpoint implements Endpoint {
     this.id = backend.id;
     this.url = backend.url;
     const url = new URL(backend.url);
-    this.origin = url.origin;
+    this.origin = httpOrigin(url);
     this.pathPrefix = url.pathname.replace(/\/+$/, '');
     if (backend.zone !== undefined) this.zone = backend.zone;
     this.priority = backend.priority;
     if (backend.metadata !== undefined) this.metadata = backend.metadata;
+    if (backend.maxConnections !== undefined) this.maxConnections = backend.maxConnections;
     this.configuredWeight = backend.weight;
     this.#weight = backend.weight;
     const poolOptions =

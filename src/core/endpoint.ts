@@ -6,7 +6,10 @@ import { checkKnownOptions, checkNumber, describeValue } from './validate.js';
 
 /** One backend as configured. A bare string is shorthand for `{ url }`. */
 export interface BackendConfig {
-  /** Absolute `http:` or `https:` URL of the backend, e.g. `http://10.0.0.5:3000`. */
+  /**
+   * Absolute URL of the backend: `http:` or `https:` (e.g. `http://10.0.0.5:3000`), or `tcp:` with a
+   * port for a TCP proxy's backends (e.g. `tcp://10.0.0.7:6379`).
+   */
   url: string;
   /** Stable identifier. @default the URL's `host` (hostname and port) */
   id?: string;
@@ -77,8 +80,13 @@ export function normalizeBackend(input: string | BackendConfig, option = 'backen
   } catch {
     throw new TypeError(`${option}.url must be an absolute http(s) URL, got ${describeValue(config.url)}`);
   }
-  if (parsed.protocol !== 'http:' && parsed.protocol !== 'https:') {
-    throw new TypeError(`${option}.url must use http: or https:, got ${JSON.stringify(config.url)}`);
+  if (parsed.protocol !== 'http:' && parsed.protocol !== 'https:' && parsed.protocol !== 'tcp:') {
+    throw new TypeError(`${option}.url must use http:, https: or tcp:, got ${JSON.stringify(config.url)}`);
+  }
+  if (parsed.protocol === 'tcp:' && (parsed.port === '' || parsed.hostname === '')) {
+    throw new TypeError(
+      `${option}.url: a tcp: URL needs a host and a port, got ${JSON.stringify(config.url)}`,
+    );
   }
   if (parsed.username !== '' || parsed.password !== '') {
     // They would never be sent (requests go to the origin), and every stats reader would show them.
@@ -120,4 +128,20 @@ export function normalizeBackend(input: string | BackendConfig, option = 'backen
     normalized.metadata = config.metadata;
   }
   return normalized;
+}
+
+/**
+ * The HTTP origin of a backend URL: its own for `http:` and `https:`, `http://host:port` for `tcp:`
+ * (whose URL has no origin), so that a TCP backend can be checked over HTTP on the same port.
+ */
+export function httpOrigin(url: string | URL): string {
+  const parsed = typeof url === 'string' ? new URL(url) : url;
+  return parsed.protocol === 'tcp:' ? `http://${parsed.host}` : parsed.origin;
+}
+
+/** The host (without IPv6 brackets) and port a backend URL connects to. */
+export function socketAddress(url: string | URL): { host: string; port: number } {
+  const parsed = typeof url === 'string' ? new URL(url) : url;
+  const port = Number(parsed.port || (parsed.protocol === 'https:' ? 443 : 80));
+  return { host: parsed.hostname.replace(/^\[|\]$/g, ''), port };
 }

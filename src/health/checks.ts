@@ -6,6 +6,7 @@
  */
 import net from 'node:net';
 import { request } from 'undici';
+import { httpOrigin, socketAddress } from '../core/endpoint.js';
 import { failureKind } from '../core/failures.js';
 import { firstMismatch, headerMatchers, textMatcher } from '../core/match.js';
 import { describeValue } from '../core/validate.js';
@@ -40,7 +41,7 @@ export function httpCheck(options: HealthCheckOptions): HealthCheckFunction {
   const expectHeaders = headerMatchers(options.expectHeaders ?? {}, 'expectHeaders');
   const dispatcher = options.dispatcher;
   return async (target, signal) => {
-    const origin = new URL(target.url).origin;
+    const origin = httpOrigin(target.url);
     const response = await request(origin + path, {
       method,
       headers,
@@ -70,9 +71,7 @@ export function httpCheck(options: HealthCheckOptions): HealthCheckFunction {
 export function tcpCheck(): HealthCheckFunction {
   return (endpoint, signal) =>
     new Promise<boolean>((resolve, reject) => {
-      const url = new URL(endpoint.url);
-      const port = Number(url.port || (url.protocol === 'https:' ? 443 : 80));
-      const socket = net.connect({ host: url.hostname.replace(/^\[|\]$/g, ''), port, signal });
+      const socket = net.connect({ ...socketAddress(endpoint.url), signal });
       socket.once('connect', () => {
         socket.destroy();
         resolve(true);

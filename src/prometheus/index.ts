@@ -19,6 +19,7 @@ import type { Cluster } from '../cluster/Cluster.js';
 import type { RateLimiter } from '../limit/RateLimiter.js';
 import type { AttemptEndMessage, ProxyRequestEndMessage } from '../observe/diagnostics.js';
 import type { MetricFamily } from '../observe/exposition.js';
+import type { TcpProxy } from '../tcp/createTcpProxy.js';
 
 /** Options of {@link registerMcgravityMetrics}. */
 export interface PromClientOptions {
@@ -30,6 +31,8 @@ export interface PromClientOptions {
   proxy?: ProxyMetricsSource;
   /** Rate limiters to report, by name. */
   limiters?: Readonly<Record<string, RateLimiter>>;
+  /** TCP proxies to report, by listener name. */
+  tcpProxies?: Readonly<Record<string, Pick<TcpProxy, 'stats'>>>;
   /** Histogram buckets in seconds. @default 1 ms to 10 s, in 13 steps */
   buckets?: readonly number[];
 }
@@ -53,6 +56,7 @@ export function registerMcgravityMetrics(options: PromClientOptions = {}): () =>
     clusters,
     ...(options.limiters === undefined ? {} : { limiters: options.limiters }),
     ...(options.proxy === undefined ? {} : { proxy: options.proxy }),
+    ...(options.tcpProxies === undefined ? {} : { tcpProxies: options.tcpProxies }),
   };
   let cached: { at: number; byName: Map<string, MetricFamily> } | undefined;
   const familiesNow = (): Map<string, MetricFamily> => {

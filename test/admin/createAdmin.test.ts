@@ -174,7 +174,7 @@ describe('createAdmin', () => {
   it('says what is wrong with a bad change', async () => {
     const { base } = await setup();
     const cases: [string, string, unknown, number, string][] = [
-      ['POST', '/api/v1/clusters/web/backends', { url: 'ftp://x' }, 400, 'must use http: or https:'],
+      ['POST', '/api/v1/clusters/web/backends', { url: 'ftp://x' }, 400, 'must use http:, https: or tcp:'],
       [
         'PATCH',
         '/api/v1/clusters/web/backends/web-0',

@@ -301,7 +301,7 @@ describe('Cluster', () => {
 
   it.each([
     [{ backends: 'http://x' }, /backends must be an array/],
-    [{ backends: ['ftp://x'] }, /backends\[0\]\.url must use http: or https:/],
+    [{ backends: ['ftp://x'] }, /backends\[0\]\.url must use http:, https: or tcp:/],
     [{ backends: ['http://a:1', 'http://a:1'] }, /duplicate endpoint id "a:1"/],
     [{ backends: [], balancer: 'fastest' }, /balancer must be one of/],
     [{ backends: [], panicThreshold: 120 }, /panicThreshold must be a finite number >= 0 <= 100/],

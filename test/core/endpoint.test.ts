@@ -36,7 +36,7 @@ describe('normalizeBackend', () => {
 
   it.each([
     [{ url: 'not a url' }, /backends\[1\]\.url must be an absolute http\(s\) URL/],
-    [{ url: 'ftp://x' }, /backends\[1\]\.url must use http: or https:/],
+    [{ url: 'ftp://x' }, /backends\[1\]\.url must use http:, https: or tcp:/],
     [{ url: 'http://x', weight: -1 }, /backends\[1\]\.weight must be a finite number >= 0, got -1/],
     [{ url: 'http://x', weight: Number.POSITIVE_INFINITY }, /backends\[1\]\.weight/],
     [{ url: 'http://x', weight: '2' }, /backends\[1\]\.weight must be a finite number >= 0, got "2"/],
