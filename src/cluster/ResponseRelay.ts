@@ -19,6 +19,7 @@ import type { Endpoint } from '../core/endpoint.js';
 import { type ErrorCode, isMcgravityError, McgravityError } from '../core/errors.js';
 import { failureKind } from '../core/failures.js';
 import { abortReason } from '../core/signals.js';
+import { writableCompleted } from '../core/writable.js';
 import type { Attempt } from './Attempt.js';
 
 /** The status and headers of an answer, handed to {@link Cluster.stream}'s factory. */
@@ -226,7 +227,7 @@ export class ResponseRelay implements Dispatcher.DispatchHandler, ClusterStreamH
     this.#trailers = trailers;
     if (this.#state === 'held') return; // accept() or discard() decides
     this.#release();
-    if (this.#state === 'relaying') (this.#writable as Writable).end();
+    if (this.#state === 'relaying') this.#end(this.#writable as Writable);
   }
 
   onResponseError(_controller: Dispatcher.DispatchController, error: Error): void {
@@ -293,7 +294,7 @@ export class ResponseRelay implements Dispatcher.DispatchHandler, ClusterStreamH
       this.#fail(this.#upstreamError, 'EUPSTREAM');
     } else if (this.#upstreamEnded) {
       this.#release();
-      writable.end();
+      this.#end(writable);
     } else if (room) {
       this.#controller?.resume();
     } else {
@@ -303,12 +304,33 @@ export class ResponseRelay implements Dispatcher.DispatchHandler, ClusterStreamH
     }
   }
 
+  /**
+   * Ends the Writable, passing the upstream's trailers on when it takes them (`addTrailers()`, as an
+   * HTTP/2 response and a chunked HTTP/1.1 response do): gRPC's status travels there.
+   */
+  #end(writable: Writable): void {
+    const trailers = this.#trailers;
+    if (trailers !== NO_TRAILERS) {
+      const taker = writable as Writable & {
+        addTrailers?: (headers: Record<string, string | string[]>) => void;
+      };
+      let any = false;
+      for (const _ in trailers) {
+        any = true;
+        break;
+      }
+      if (any && typeof taker.addTrailers === 'function')
+        taker.addTrailers(trailers as Record<string, string | string[]>);
+    }
+    writable.end();
+  }
+
   readonly #onWritableClose = (): void => {
     const writable = this.#writable as Writable;
     if (this.#state !== 'relaying') return;
     this.#state = 'done';
     this.#detachSignal();
-    if (writable.writableFinished) {
+    if (writableCompleted(writable)) {
       this.#result = {
         statusCode: this.#statusCode,
         endpoint: this.#attempt.endpoint,

@@ -13,6 +13,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import { Transform } from 'node:stream';
 import type { Clock } from '../core/clock.js';
 import { McgravityError } from '../core/errors.js';
+import { closeAfter } from './http2.js';
 import type { IdleSweeper, Watched } from './IdleSweeper.js';
 import { sendError } from './respond.js';
 
@@ -70,7 +71,7 @@ export function limitBody(
       limiter.received += chunk.length;
       if (limiter.received > maxBytes) {
         const error = new McgravityError('EBODYTOOLARGE', `request body over ${maxBytes} bytes`);
-        res.setHeader('connection', 'close');
+        closeAfter(res);
         sendError(res, 'EBODYTOOLARGE', error.message, requestId);
         callback(error);
         return;
@@ -81,7 +82,7 @@ export function limitBody(
   limiter.received = 0;
   // A client that stops sending its body mid-way holds an upstream request open: cut it.
   const watched: Watched = sweeper.watch(() => {
-    res.setHeader('connection', 'close');
+    closeAfter(res);
     sendError(res, 'EREQUESTTIMEOUT', IDLE_BODY, requestId);
     limiter.destroy(new McgravityError('EREQUESTTIMEOUT', IDLE_BODY));
     req.unpipe(limiter);

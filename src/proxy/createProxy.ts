@@ -15,7 +15,7 @@
  * 7. respond.ts: every error answer.
  * Upgrades take the same steps in upgrade.ts; server.ts owns `listen()` and `close()`.
  */
-import type { IncomingMessage, Server, ServerResponse } from 'node:http';
+import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Duplex } from 'node:stream';
 import type { Cluster, ClusterRequestOptions } from '../cluster/Cluster.js';
 import { attemptsOf } from '../cluster/retrying.js';
@@ -34,6 +34,17 @@ import { admit, consumeLimit, isRefusal, NO_ROUTE, RATE_LIMITED } from './admiss
 import { Affinity, checkKeyedAffinity } from './affinity.js';
 import { consumedBody, type LimitedBody, limitBody, readBody } from './body.js';
 import { requestIdOf, upstreamHeaders, upstreamPathOf, writeResponseHead } from './forwarding.js';
+import {
+  adoptAuthority,
+  closeAfter,
+  goneWritable,
+  headerListOver,
+  http2HasBody,
+  isHttp2,
+  type ProxyServer,
+  resetSignal,
+  responseGone,
+} from './http2.js';
 import type { Watched } from './IdleSweeper.js';
 import type {
   AccessLogEntry,
@@ -52,6 +63,7 @@ import { proxyUpgrade, type UpgradeHost } from './upgrade.js';
 export type { McpAffinity } from '../mcp/router.js';
 export type { CookieAffinity } from './affinity.js';
 export { targetPath } from './forwarding.js';
+export type { Http2ListenOptions, ProxyServer, ProxyTlsOptions } from './http2.js';
 export type {
   AccessLogEntry,
   Proxy,
@@ -156,7 +168,17 @@ class ReverseProxy implements ProxyContract, UpgradeHost {
   }
 
   handler = (req: IncomingMessage, res: ServerResponse, next?: (error?: unknown) => void): void => {
-    inOrder(this.#guarded, req, res, next);
+    if (isHttp2(req)) {
+      if (headerListOver(req, this.settings.http2?.maxHeaderListBytes ?? this.settings.maxHeaderBytes)) {
+        sendError(res, 'EBADREQUEST', 'request headers too large', undefined, { status: 431 });
+        return;
+      }
+      // Streams are independent: no pipelining order between them.
+      adoptAuthority(req);
+      void this.#guarded(req, res, next);
+    } else {
+      inOrder(this.#guarded, req, res, next);
+    }
   };
 
   /**
@@ -181,7 +203,7 @@ class ReverseProxy implements ProxyContract, UpgradeHost {
         'proxy failed to handle a request',
       );
       if (record !== undefined) record.error = 'EINTERNAL';
-      if (!res.destroyed && !res.writableEnded)
+      if (!responseGone(res) && !res.writableEnded)
         sendError(res, 'EINTERNAL', 'proxy failed to handle the request', undefined);
     });
     if (started < 0) return handled;
@@ -245,17 +267,17 @@ class ReverseProxy implements ProxyContract, UpgradeHost {
     proxyUpgrade(this, req, socket, head).catch(() => socket.destroy());
   };
 
-  listen(port: number, host = '127.0.0.1'): Promise<Server> {
+  listen(port: number, host = '127.0.0.1'): Promise<ProxyServer> {
     return this.#servers.listen(this.settings, this.handler, this.upgrade, port, host);
   }
 
-  attach(server: Server): void {
+  attach(server: ProxyServer): void {
     if (server === null || typeof server !== 'object' || typeof server.on !== 'function')
       throw new TypeError('attach needs a node:http or node:https Server');
     this.#servers.attach(server, this.settings, this.handler, this.upgrade);
   }
 
-  detach(server: Server): void {
+  detach(server: ProxyServer): void {
     this.#servers.detach(server);
   }
 
@@ -295,8 +317,7 @@ class ReverseProxy implements ProxyContract, UpgradeHost {
     if (isRefusal(admitted)) {
       if (admitted === NO_ROUTE && next !== undefined) return next();
       if (record !== undefined) record.error = admitted.code;
-      if (admitted.code === 'ECLOSED' || admitted.code === 'EBADREQUEST')
-        res.setHeader('connection', 'close');
+      if (admitted.code === 'ECLOSED' || admitted.code === 'EBADREQUEST') closeAfter(res);
       sendError(res, admitted.code, admitted.message, requestId, { status: admitted.status });
       return;
     }
@@ -319,7 +340,7 @@ class ReverseProxy implements ProxyContract, UpgradeHost {
     const length = parsed === undefined ? req.headers['content-length'] : String(parsed.length);
     const declared = length === undefined ? undefined : Number(length);
     if (declared !== undefined && declared > settings.maxBodyBytes) {
-      res.setHeader('connection', 'close');
+      closeAfter(res);
       sendError(res, 'EBODYTOOLARGE', `request body over ${settings.maxBodyBytes} bytes`, requestId);
       req.resume();
       return;
@@ -357,8 +378,11 @@ class ReverseProxy implements ProxyContract, UpgradeHost {
     // before the upstream answers is noticed when the answer comes, and its body is not read.
     this.#inflight++;
     try {
+      const http2 = isHttp2(req);
       const hasBody =
-        (declared !== undefined && declared > 0) || req.headers['transfer-encoding'] !== undefined;
+        (declared !== undefined && declared > 0) ||
+        req.headers['transfer-encoding'] !== undefined ||
+        (http2 && declared === undefined && http2HasBody(req));
       const sweeper = route.sweeper;
       let body: Buffer | LimitedBody | null = null;
       if (parsed !== undefined) {
@@ -383,6 +407,7 @@ class ReverseProxy implements ProxyContract, UpgradeHost {
       if (affinity.prefer !== undefined) options.prefer = affinity.prefer;
       if (session !== undefined) options.pin = session.endpointId;
       if (mcp !== undefined && Buffer.isBuffer(body) && mcp.repeatable(body)) options.idempotent = true;
+      if (http2) options.signal = resetSignal(res); // a reset stream cancels the upstream request at once
       try {
         await cluster.stream(options, (head) => {
           mcp?.learn(cluster, req, head, session);
@@ -391,7 +416,7 @@ class ReverseProxy implements ProxyContract, UpgradeHost {
             record.attempts = head.attempt;
           }
           // A client gone while the upstream was thinking: the destroyed response stops the upstream.
-          if (res.destroyed) return res;
+          if (responseGone(res)) return goneWritable(res);
           const cookie =
             affinity.cookie === undefined
               ? undefined
@@ -421,7 +446,7 @@ class ReverseProxy implements ProxyContract, UpgradeHost {
       }
     } catch (error) {
       // Gone, or already answered (413 for a body cut off while streaming): nothing more to say.
-      if (res.destroyed || res.writableEnded) return;
+      if (responseGone(res) || res.writableEnded) return;
       if (
         session !== undefined &&
         mcp !== undefined &&
@@ -460,7 +485,7 @@ class ReverseProxy implements ProxyContract, UpgradeHost {
     const gone = await ownerGoneReason(cluster, session.endpointId, error);
     if (gone === undefined) return false;
     mcp.forget(cluster, session);
-    if (!res.destroyed && !res.writableEnded)
+    if (!responseGone(res) && !res.writableEnded)
       sendSessionNotFound(res, `the session's replica is gone (${gone})`, requestId);
     return true;
   }

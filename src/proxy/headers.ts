@@ -1,8 +1,8 @@
 /**
  * Header hygiene for a proxy. Hop-by-hop headers belong to one connection and must not be
  * forwarded (RFC 9110 §7.6.1): `Connection` and every header it names, plus `Keep-Alive`,
- * `Proxy-Connection`, `TE`, `Trailer`, `Transfer-Encoding` and `Upgrade` (the last two are set by
- * whoever writes the next message). A client that lists `X-Forwarded-For` in `Connection` to have a
+ * `Proxy-Connection`, `TE` (except `TE: trailers`), `Trailer`, `Transfer-Encoding` and `Upgrade`
+ * (the last two are set by whoever writes the next message); HTTP/2 pseudo-headers too. A client that lists `X-Forwarded-For` in `Connection` to have a
  * proxy drop it gets nothing: forwarding headers are set after stripping.
  */
 import type { IncomingHttpHeaders, OutgoingHttpHeaders } from 'node:http';
@@ -40,10 +40,14 @@ export function endToEnd(
         );
   const out: Record<string, string | string[]> = {};
   for (const name in headers) {
-    if (HOP_BY_HOP.has(name) || named?.has(name) || drop?.has(name)) continue;
+    // HTTP/2 pseudo-headers (`:path`, `:authority`…) belong to their message: never forwarded.
+    if (HOP_BY_HOP.has(name) || named?.has(name) || drop?.has(name) || name.charCodeAt(0) === 58) continue;
     const value = headers[name];
     if (value !== undefined) out[name] = value;
   }
+  // `TE: trailers` says the client takes trailers, which gRPC needs end to end; HTTP/2 allows that
+  // value alone (RFC 9113 §8.2.2), and it makes sense to any next hop, so it is kept.
+  if (headers.te === 'trailers' && !named?.has('te')) out.te = 'trailers';
   return out;
 }
 

@@ -2,7 +2,7 @@
  * The proxy's options, checked and resolved once at construction into the settings every request
  * reads: routes with their clusters, rate limits and timeouts, header choices, affinity.
  */
-import type { IncomingMessage, Server, ServerResponse } from 'node:http';
+import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Duplex } from 'node:stream';
 import { type Cluster, type ClusterOptions, createCluster } from '../cluster/Cluster.js';
 import { type Clock, type RandomSource, systemClock, systemRandom } from '../core/clock.js';
@@ -14,6 +14,13 @@ import { checkKnownOptions, describeValue, optionalFunction, optionalNumber } fr
 import type { McpAffinity } from '../mcp/router.js';
 import type { CookieAffinity } from './affinity.js';
 import { compilePathRewrite } from './forwarding.js';
+import {
+  type Http2ListenOptions,
+  type ProxyServer,
+  type ProxyTlsOptions,
+  type ResolvedHttp2,
+  resolveHttp2,
+} from './http2.js';
 import { IdleSweeper } from './IdleSweeper.js';
 import { type CompiledRateLimit, checkRateLimits, type ProxyRateLimits } from './rateLimits.js';
 import { type CompiledRoute, compileRoute, isCluster, type RouteMatch, type SplitTarget } from './routes.js';
@@ -148,6 +155,17 @@ export interface ProxyOptions {
   maxReplayBytes?: number;
   /** Largest request head a client may send (with `listen()`); larger gets 431. @default 16 KiB */
   maxHeaderBytes?: number;
+  /**
+   * TLS for `listen()`: a certificate and key (`{ cert, key }`, or any `tls.createSecureContext`
+   * option). The listener serves HTTPS, and HTTP/2 by ALPN unless `http2` is false.
+   */
+  tls?: ProxyTlsOptions;
+  /**
+   * HTTP/2 for `listen()`: on by default with `tls` (clients choose `h2` or `http/1.1` by ALPN on
+   * one port); `{ cleartext: true }` serves HTTP/2 without TLS (h2c, prior knowledge); `false` turns
+   * it off. Its options bound streams and header lists. @default true with tls, off without
+   */
+  http2?: boolean | Http2ListenOptions;
   /** Header carrying the request id, or `false` for none. @default 'x-request-id' */
   requestId?: string | false;
   /** Send the upstream's own host as Host (nginx's default) instead of the client's. @default false */
@@ -191,20 +209,24 @@ export interface Proxy {
   handler(req: IncomingMessage, res: ServerResponse, next?: (error?: unknown) => void): void;
   /** Proxies a WebSocket (or other) upgrade request: the server's `upgrade` listener. */
   upgrade(req: IncomingMessage, socket: Duplex, head: Buffer): void;
-  /** Starts a `node:http` server on `port` (0 for any) and `host` (default 127.0.0.1). */
-  listen(port: number, host?: string): Promise<Server>;
+  /**
+   * Starts a server on `port` (0 for any) and `host` (default 127.0.0.1): `node:http`, or with `tls`
+   * `node:http2` (HTTP/2 and HTTP/1.1 on one port) or `node:https` (`http2: false`), or cleartext
+   * HTTP/2 with `http2: { cleartext: true }`.
+   */
+  listen(port: number, host?: string): Promise<ProxyServer>;
   /**
    * Serves on a server you made, such as a `node:https` one: installs the request and upgrade
    * listeners, the client timeouts (`timeouts.clientHeadersMs`; create the server with
    * `connectionsCheckingInterval` of a second or less so that it is checked in time) and the answers
    * to malformed heads. `close()` closes it like its own; {@link detach} hands it back.
    */
-  attach(server: Server): void;
+  attach(server: ProxyServer): void;
   /**
    * Stops serving on an attached server without closing it, so that another proxy can take it
    * over (a configuration reload). Requests already in flight finish; `close()` waits for them.
    */
-  detach(server: Server): void;
+  detach(server: ProxyServer): void;
   /**
    * Stops accepting (new requests and upgrades get 503), lets requests in flight finish for up to
    * `timeoutMs` (default 10 s; requests of a detached server or of Express middleware included),
@@ -239,6 +261,8 @@ export interface ProxySettings {
   readonly maxBodyBytes: number;
   readonly maxReplayBytes: number;
   readonly maxHeaderBytes: number;
+  readonly tls: ProxyTlsOptions | undefined;
+  readonly http2: ResolvedHttp2 | undefined;
   readonly connectMs: number;
   readonly clientHeadersMs: number;
   readonly requestIdHeader: string | undefined;
@@ -269,6 +293,8 @@ const KNOWN = [
   'maxBodyBytes',
   'maxReplayBytes',
   'maxHeaderBytes',
+  'tls',
+  'http2',
   'requestId',
   'rewriteHost',
   'via',
@@ -291,6 +317,13 @@ export function resolveProxyOptions(options: ProxyOptions): ProxySettings {
   const logger = optionalLogger(options.logger);
   const random = optionalFunction(options.random, 'random', systemRandom);
   const timeouts = options.timeouts ?? {};
+  const maxHeaderBytes = optionalNumber(options.maxHeaderBytes, 'maxHeaderBytes', 16 * 1024, {
+    min: 1024,
+    integer: true,
+  });
+  if (options.tls !== undefined && (options.tls === null || typeof options.tls !== 'object'))
+    throw new TypeError(`tls must be TLS options such as { cert, key }, got ${describeValue(options.tls)}`);
+  const tls = options.tls;
   checkKnownOptions(
     timeouts,
     ['connectMs', 'firstByteMs', 'idleMs', 'clientHeadersMs', 'tunnelIdleMs'],
@@ -388,10 +421,9 @@ export function resolveProxyOptions(options: ProxyOptions): ProxySettings {
       min: 0,
       integer: true,
     }),
-    maxHeaderBytes: optionalNumber(options.maxHeaderBytes, 'maxHeaderBytes', 16 * 1024, {
-      min: 1024,
-      integer: true,
-    }),
+    maxHeaderBytes,
+    tls,
+    http2: resolveHttp2(options.http2, tls, maxHeaderBytes),
     connectMs,
     clientHeadersMs,
     requestIdHeader: requestId === false ? undefined : requestId.toLowerCase(),

@@ -308,7 +308,7 @@ describe('Cluster', () => {
     [{ backends: [], pool: { connections: 0 } }, /pool.connections/],
     [{ backends: [], retry: { attempts: 0 } }, /attempts must be an integer >= 1/],
     [{ backends: [], nodes: [] }, /Cluster: unknown option "nodes"/],
-    [{ backends: [] }, /backends is empty; give at least one, or allowEmpty: true/],
+    [{ backends: [] }, /backends is empty; give at least one, a discovery source, or allowEmpty: true/],
   ])('rejects %j', (options, message) => {
     expect(() => createCluster(options as never)).toThrow(message);
   });

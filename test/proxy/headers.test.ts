@@ -14,11 +14,24 @@ describe('endToEnd', () => {
       'keep-alive': 'timeout=5',
       'transfer-encoding': 'chunked',
       upgrade: 'websocket',
-      te: 'trailers',
+      te: 'gzip',
       accept: '*/*',
       'x-secret': 's',
     };
     expect(endToEnd(headers)).toEqual(kept);
+  });
+
+  it('keeps TE: trailers (gRPC needs it end to end) and drops HTTP/2 pseudo-headers', () => {
+    expect(
+      endToEnd({
+        ':method': 'POST',
+        ':path': '/x',
+        ':authority': 'a',
+        te: 'trailers',
+        'content-type': 'application/grpc',
+      }),
+    ).toEqual({ te: 'trailers', 'content-type': 'application/grpc' });
+    expect(endToEnd({ te: 'trailers', connection: 'te' })).toEqual({});
   });
 
   it('drops the extra names it is given, and response headers lose their hop-by-hop ones too', () => {
