@@ -174,6 +174,12 @@ export function metricFamilies(sources: MetricsSources): MetricFamily[] {
     perEndpoint((e) => e.pool.rejected),
   );
   out.family(
+    'mcgravity_pool_resent_total',
+    'counter',
+    'HTTP/2 requests sent again on another connection because the backend refused their stream (GOAWAY).',
+    perEndpoint((e) => e.pool.resent),
+  );
+  out.family(
     'mcgravity_cluster_eligible_endpoints',
     'gauge',
     'Endpoints the balancer may pick.',

@@ -7,10 +7,12 @@
  * `stats()` reports undici's counters plus how well connections are reused: requests per
  * connection opened (see docs/benchmarks.md for measured figures).
  */
+import type { ConnectionOptions } from 'node:tls';
 import { type Dispatcher, Pool as UndiciPool } from 'undici';
 import { type Duration, optionalDuration } from '../core/duration.js';
 import { McgravityError } from '../core/errors.js';
-import { checkKnownOptions, optionalNumber } from '../core/validate.js';
+import { checkKnownOptions, describeValue, optionalNumber } from '../core/validate.js';
+import { Http2Pool } from './Http2Pool.js';
 
 /** Options of {@link Pool}, per backend. */
 export interface PoolOptions {
@@ -24,6 +26,31 @@ export interface PoolOptions {
   maxPending?: number;
   /** Requests pipelined on one connection (HTTP/1.1). @default 1 */
   pipelining?: number;
+  /**
+   * How the backends are spoken to: HTTP/1.1 (undici), `h2` (HTTP/2 over TLS, for `https:`
+   * backends) or `h2c` (HTTP/2 in cleartext with prior knowledge, for `http:` backends), both on
+   * `node:http2` sessions (see Http2Pool.ts for why). @default 'http1'
+   */
+  protocol?: 'http1' | 'h2' | 'h2c';
+  /** HTTP/2: most streams on one connection (fewer if the backend allows fewer). @default 100 */
+  maxConcurrentStreams?: number;
+  /**
+   * TLS towards `https:` backends: a CA (`ca`) for a private certificate authority, `servername`,
+   * a client certificate (`cert`, `key`) for mutual TLS, `rejectUnauthorized: false` for testing.
+   */
+  tls?: ConnectionOptions;
+}
+
+/** {@link PoolOptions} with defaults applied. */
+export interface ResolvedPoolOptions {
+  readonly connections: number;
+  readonly keepAliveTimeoutMs: number;
+  readonly connectTimeoutMs: number;
+  readonly maxPending: number;
+  readonly pipelining: number;
+  readonly protocol: 'http1' | 'h2' | 'h2c';
+  readonly maxConcurrentStreams: number;
+  readonly tls: ConnectionOptions | undefined;
 }
 
 /** Counters of {@link Pool.stats}. */
@@ -42,20 +69,43 @@ export interface PoolStats {
   readonly requests: number;
   /** Requests refused because the pending queue was full. */
   readonly rejected: number;
+  /** HTTP/2: requests sent again on another connection because the backend refused their stream (GOAWAY). */
+  readonly resent: number;
   /** Share of requests that went over an already open connection, 0..1. */
   readonly reuseRatio: number;
   /** Connections in use out of `connections`, 0..1. */
   readonly utilisation: number;
 }
 
-const KNOWN = ['connections', 'keepAliveTimeoutMs', 'connectTimeoutMs', 'maxPending', 'pipelining'];
+const KNOWN = [
+  'connections',
+  'keepAliveTimeoutMs',
+  'connectTimeoutMs',
+  'maxPending',
+  'pipelining',
+  'protocol',
+  'maxConcurrentStreams',
+  'tls',
+];
+const PROTOCOLS: readonly string[] = ['http1', 'h2', 'h2c'];
 
 /** Checks {@link PoolOptions} and fills defaults. */
-export function resolvePoolOptions(
-  options: PoolOptions = {},
-): Required<{ [K in keyof PoolOptions]: number }> {
+export function resolvePoolOptions(options: PoolOptions = {}): ResolvedPoolOptions {
   checkKnownOptions(options, KNOWN, 'pool');
+  const protocol = options.protocol ?? 'http1';
+  if (!PROTOCOLS.includes(protocol)) {
+    throw new TypeError(`pool.protocol must be 'http1', 'h2' or 'h2c', got ${describeValue(protocol)}`);
+  }
+  if (options.tls !== undefined && (options.tls === null || typeof options.tls !== 'object')) {
+    throw new TypeError(`pool.tls must be TLS options such as { ca }, got ${describeValue(options.tls)}`);
+  }
   return {
+    protocol,
+    maxConcurrentStreams: optionalNumber(options.maxConcurrentStreams, 'pool.maxConcurrentStreams', 100, {
+      min: 1,
+      integer: true,
+    }),
+    tls: options.tls,
     connections: optionalNumber(options.connections, 'pool.connections', 128, { min: 1, integer: true }),
     keepAliveTimeoutMs: optionalDuration(options.keepAliveTimeoutMs, 'pool.keepAliveTimeoutMs', 60_000),
     connectTimeoutMs: optionalDuration(options.connectTimeoutMs, 'pool.connectTimeoutMs', 5_000),
@@ -64,11 +114,14 @@ export function resolvePoolOptions(
   };
 }
 
+/** undici's connect options (its types do not take `undefined` for absent fields). */
+type UndiciConnect = Exclude<NonNullable<UndiciPool.Options['connect']>, (...args: never[]) => unknown>;
+
 /** Pooled keep-alive connections to one origin. */
 export class Pool {
   /** The origin, e.g. `http://10.0.0.1:3000`. */
   readonly origin: string;
-  readonly #pool: UndiciPool;
+  readonly #pool: UndiciPool | Http2Pool;
   readonly #connections: number;
   readonly #maxPending: number;
   readonly #capacity: number;
@@ -83,8 +136,26 @@ export class Pool {
     this.origin = new URL(origin).origin;
     this.#connections = resolved.connections;
     this.#maxPending = resolved.maxPending;
+    if (resolved.protocol !== 'http1') {
+      const scheme = resolved.protocol === 'h2' ? 'https:' : 'http:';
+      if (!this.origin.startsWith(scheme)) {
+        throw new TypeError(
+          `pool.protocol '${resolved.protocol}' needs ${scheme} backends (${resolved.protocol === 'h2' ? 'HTTP/2 over TLS' : 'cleartext HTTP/2'}), got ${this.origin}`,
+        );
+      }
+      this.#capacity = resolved.connections * resolved.maxConcurrentStreams + resolved.maxPending;
+      this.#pool = new Http2Pool(this.origin, {
+        connections: resolved.connections,
+        maxConcurrentStreams: resolved.maxConcurrentStreams,
+        connectTimeoutMs: resolved.connectTimeoutMs,
+        keepAliveTimeoutMs: resolved.keepAliveTimeoutMs,
+        tls: resolved.tls,
+      });
+      return;
+    }
     this.#capacity = resolved.connections * resolved.pipelining + resolved.maxPending;
     this.#pool = new UndiciPool(this.origin, {
+      ...(resolved.tls === undefined ? {} : { connect: resolved.tls as UndiciConnect }),
       connections: resolved.connections,
       keepAliveTimeout: resolved.keepAliveTimeoutMs,
       keepAliveMaxTimeout: Math.max(resolved.keepAliveTimeoutMs, 1),
@@ -153,9 +224,11 @@ export class Pool {
       free: s.free,
       pending: s.pending,
       running: s.running,
-      connectionsOpened: this.#connectionsOpened,
+      connectionsOpened:
+        this.#pool instanceof Http2Pool ? this.#pool.connectionsOpened : this.#connectionsOpened,
       requests: this.#requests,
       rejected: this.#rejected,
+      resent: this.#pool instanceof Http2Pool ? this.#pool.resent : 0,
       reuseRatio: this.#requests === 0 ? 0 : Math.max(0, 1 - this.#connectionsOpened / this.#requests),
       utilisation: (s.connected - s.free) / this.#connections,
     };

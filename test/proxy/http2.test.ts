@@ -54,6 +54,28 @@ async function proxied(
   return { proxy, port, origin: `${options.tls === undefined ? 'http' : 'https'}://127.0.0.1:${port}` };
 }
 
+/** An h2c backend (node:http2, cleartext) answering its name and the method. */
+async function h2cBackend(
+  name: string,
+  handler: (req: http2.Http2ServerRequest, res: http2.Http2ServerResponse) => void = (req, res) => {
+    req.resume();
+    req.on('end', () => res.end(`${name} ${req.method} ${req.url}`));
+  },
+): Promise<{ url: string }> {
+  const server = http2.createServer(handler);
+  const sessions = new Set<http2.ServerHttp2Session>();
+  server.on('session', (session) => {
+    sessions.add(session);
+    session.on('close', () => sessions.delete(session));
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  defer(async () => {
+    for (const session of sessions) session.destroy();
+    await new Promise((resolve) => server.close(resolve));
+  });
+  return { url: `http://127.0.0.1:${(server.address() as AddressInfo).port}` };
+}
+
 function connect(origin: string): http2.ClientHttp2Session {
   const session = http2.connect(origin, { rejectUnauthorized: false });
   session.on('error', () => {});
@@ -267,6 +289,79 @@ describe.skipIf(skip !== undefined)(`HTTP/2 in front${skip === undefined ? '' : 
     release?.();
     expect((await pending).body).toBe('finished');
     await closed;
+  });
+
+  it('sends 1,000 requests from one client connection to h2c backends as streams over few connections', async () => {
+    const backends = await Promise.all(['a', 'b'].map((name) => h2cBackend(name)));
+    const cluster = createCluster({
+      backends: backends.map((b) => b.url),
+      balancer: 'least-request',
+      pool: { protocol: 'h2c' },
+    });
+    defer(() => cluster.close({ timeoutMs: 100 }));
+    const { origin } = await proxied({ cluster, tls: tls() });
+    const session = connect(origin);
+    const served = new Map<string, number>();
+    let next = 0;
+    const failures: string[] = [];
+    const worker = async () => {
+      while (next < 1000) {
+        const i = next++;
+        const answer = await send(
+          session,
+          { ':path': `/n/${i}`, ':method': i % 2 === 0 ? 'GET' : 'POST' },
+          i % 2 === 0 ? undefined : `body ${i}`,
+        );
+        if (answer.status !== 200) failures.push(`${answer.status} ${answer.body}`);
+        const [name] = answer.body.split(' ');
+        served.set(name as string, (served.get(name as string) ?? 0) + 1);
+      }
+    };
+    await Promise.all(Array.from({ length: 100 }, worker));
+    expect(failures).toEqual([]);
+    expect([...served.keys()].sort()).toEqual(['a', 'b']);
+    for (const count of served.values()) expect(count).toBeGreaterThan(200);
+    for (const endpoint of cluster.stats().endpoints)
+      expect(endpoint.pool.connectionsOpened).toBeLessThanOrEqual(2);
+  });
+
+  it('loses no request when an h2c backend sends GOAWAY under load', async () => {
+    let served = 0;
+    const backends = await Promise.all(
+      ['a', 'b'].map((name) =>
+        h2cBackend(name, (req, res) => {
+          req.resume();
+          req.on('end', () => {
+            if (++served % 50 === 0) req.stream.session?.close(); // a graceful restart, now and then
+            setTimeout(() => res.end(`${name} ${req.method}`), 1);
+          });
+        }),
+      ),
+    );
+    const cluster = createCluster({ backends: backends.map((b) => b.url), pool: { protocol: 'h2c' } });
+    defer(() => cluster.close({ timeoutMs: 100 }));
+    const { origin } = await proxied({ cluster, tls: tls() });
+    const session = connect(origin);
+    let next = 0;
+    const failures: string[] = [];
+    const worker = async () => {
+      while (next < 1000) {
+        const method = next++ % 2 === 0 ? 'GET' : 'POST';
+        const answer = await send(
+          session,
+          { ':path': '/', ':method': method },
+          method === 'POST' ? 'data' : undefined,
+        );
+        if (answer.status !== 200 || !answer.body.endsWith(method))
+          failures.push(`${answer.status} ${answer.body}`);
+      }
+    };
+    await Promise.all(Array.from({ length: 32 }, worker));
+    expect(failures).toEqual([]);
+    const resent = cluster.stats().endpoints.reduce((sum, e) => sum + e.pool.resent, 0);
+    const opened = cluster.stats().endpoints.reduce((sum, e) => sum + e.pool.connectionsOpened, 0);
+    expect(opened).toBeGreaterThan(10); // the GOAWAYs really closed connections under load
+    expect(resent).toBeGreaterThan(0); // streams refused by a GOAWAY were sent again, not failed
   });
 
   it('refuses http2 options that cannot work', () => {

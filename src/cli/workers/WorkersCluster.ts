@@ -103,6 +103,7 @@ function placeholder(backend: ReturnType<typeof normalizeBackend>): ClusterStats
       connectionsOpened: 0,
       requests: 0,
       rejected: 0,
+      resent: 0,
       reuseRatio: 0,
       utilisation: 0,
     },

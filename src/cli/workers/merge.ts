@@ -59,6 +59,7 @@ function pool(items: readonly PoolStats[]): PoolStats {
     connectionsOpened: opened,
     requests,
     rejected: sum(items, (p) => p.rejected),
+    resent: sum(items, (p) => p.resent),
     reuseRatio: requests === 0 ? 0 : Math.max(0, (requests - opened) / requests),
     utilisation: items.length === 0 ? 0 : sum(items, (p) => p.utilisation) / items.length,
   };

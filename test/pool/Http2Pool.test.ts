@@ -1,0 +1,211 @@
+/**
+ * HTTP/2 to backends over node:http2 sessions, against real `node:http2` servers on loopback: many
+ * streams on few connections, bodies and trailers both ways, the backend's stream limit respected,
+ * a GOAWAY that lets accepted streams finish and has refused ones sent again, and both of undici's
+ * handler interfaces (request() and fetch() go through it too).
+ */
+import http2 from 'node:http2';
+import type { AddressInfo } from 'node:net';
+import { Readable, Writable } from 'node:stream';
+import { fetch } from 'undici';
+import { describe, expect, it } from 'vitest';
+import { createCluster } from '../../src/cluster/Cluster.js';
+import { isMcgravityError } from '../../src/core/errors.js';
+import { Pool } from '../../src/pool/Pool.js';
+import { within } from '../helpers/async.js';
+import { cleanupAfterEach } from '../helpers/cleanup.js';
+
+const defer = cleanupAfterEach({ ignoreErrors: true });
+
+interface H2Backend {
+  readonly url: string;
+  readonly sessions: Set<http2.ServerHttp2Session>;
+  /** Streams open on the server now, and the most seen at once. */
+  readonly load: { open: number; peak: number };
+}
+
+async function h2Backend(
+  name: string,
+  handler: (req: http2.Http2ServerRequest, res: http2.Http2ServerResponse) => void = (req, res) => {
+    res.setHeader('x-served-by', name);
+    req.resume();
+    req.on('end', () => res.end(`${name} ${req.method} ${req.url}`));
+  },
+  settings: http2.Settings = {},
+): Promise<H2Backend> {
+  const load = { open: 0, peak: 0 };
+  const sessions = new Set<http2.ServerHttp2Session>();
+  const server = http2.createServer({ settings }, (req, res) => {
+    load.open++;
+    load.peak = Math.max(load.peak, load.open);
+    res.on('close', () => load.open--);
+    handler(req, res);
+  });
+  server.on('session', (session) => {
+    sessions.add(session);
+    session.on('close', () => sessions.delete(session));
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  defer(async () => {
+    for (const session of sessions) session.destroy();
+    await new Promise((resolve) => server.close(resolve));
+  });
+  return { url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`, sessions, load };
+}
+
+function h2cPool(url: string, options: ConstructorParameters<typeof Pool>[1] = {}): Pool {
+  const pool = new Pool(url, { protocol: 'h2c', ...options });
+  defer(() => pool.destroy());
+  return pool;
+}
+
+describe('HTTP/2 to backends (h2c)', () => {
+  it('carries 100 concurrent requests as streams over one connection', async () => {
+    const backend = await h2Backend('a');
+    const pool = h2cPool(backend.url);
+    const answers = await Promise.all(
+      Array.from({ length: 100 }, async (_, i) => {
+        const response = await pool.request({ method: 'GET', path: `/item/${i}` });
+        return `${response.statusCode} ${await response.body.text()}`;
+      }),
+    );
+    expect(answers[42]).toBe('200 a GET /item/42');
+    expect(new Set(answers.map((a) => a.split(' ')[0]))).toEqual(new Set(['200']));
+    expect(pool.stats().connectionsOpened).toBe(1);
+    expect(backend.load.peak).toBeGreaterThan(50); // they really were concurrent
+  });
+
+  it('opens another connection only when the backend allows no more streams on the first', async () => {
+    const backend = await h2Backend(
+      'a',
+      (req, res) => {
+        req.resume();
+        setTimeout(() => res.end('ok'), 20);
+      },
+      { maxConcurrentStreams: 10 },
+    );
+    const pool = h2cPool(backend.url);
+    await pool.request({ method: 'GET', path: '/warm' }).then((r) => r.body.dump()); // settings known
+    await Promise.all(
+      Array.from({ length: 30 }, () => pool.request({ method: 'GET', path: '/' }).then((r) => r.body.dump())),
+    );
+    expect(backend.load.peak).toBeLessThanOrEqual(30);
+    expect(pool.stats().connectionsOpened).toBe(3); // 30 streams at most 10 per connection
+  });
+
+  it('sends bodies, streamed or whole, and hands back trailers', async () => {
+    const backend = await h2Backend('a', (req, res) => {
+      let size = 0;
+      req.on('data', (chunk: Buffer) => {
+        size += chunk.length;
+      });
+      req.on('end', () => {
+        res.addTrailers({ 'grpc-status': '0', 'x-size': String(size) });
+        res.end(`got ${size}`);
+      });
+    });
+    const cluster = createCluster({ backends: [backend.url], pool: { protocol: 'h2c' } });
+    defer(() => cluster.close({ timeoutMs: 100 }));
+    const whole = await cluster.request({ method: 'POST', path: '/', body: 'x'.repeat(70_000) });
+    expect(await whole.body.text()).toBe('got 70000');
+    const chunks = async function* () {
+      for (let i = 0; i < 20; i++) yield Buffer.alloc(50_000, 1);
+    };
+    const streamed = await cluster.request({ method: 'POST', path: '/', body: Readable.from(chunks()) });
+    expect(await streamed.body.text()).toBe('got 1000000');
+    const sink = new Writable({ write: (_chunk, _encoding, done) => done() });
+    const relayed = await cluster.stream({ method: 'POST', path: '/', body: 'abc' }, () => sink);
+    expect(relayed.trailers).toEqual({ 'grpc-status': '0', 'x-size': '3' });
+    // undici's own fetch() through the pool (its older handler interface).
+    const response = await fetch(`${backend.url}/f`, {
+      method: 'POST',
+      body: 'hello',
+      dispatcher: h2cPool(backend.url).dispatcher,
+    });
+    expect(await response.text()).toBe('got 5');
+    expect(response.headers.get('x-size')).toBeNull(); // a trailer, not a header
+  });
+
+  it('lets accepted streams finish on GOAWAY and sends refused ones again, losing no request of any method', async () => {
+    let served = 0;
+    const backend = await h2Backend('a', (req, res) => {
+      req.resume();
+      req.on('end', () => {
+        // Every 40th request shuts its connection down gracefully, as a rolling restart would.
+        if (++served % 40 === 0) req.stream.session?.close();
+        setTimeout(() => res.end(`ok ${req.method}`), 2);
+      });
+    });
+    const cluster = createCluster({ backends: [backend.url], pool: { protocol: 'h2c' } });
+    defer(() => cluster.close({ timeoutMs: 100 }));
+    const failures: string[] = [];
+    let next = 0;
+    const worker = async () => {
+      while (next < 1000) {
+        const method = next++ % 2 === 0 ? 'GET' : 'POST';
+        try {
+          const response = await cluster.request({
+            method,
+            path: '/',
+            body: method === 'POST' ? 'data' : null,
+          });
+          const text = await response.body.text();
+          if (text !== `ok ${method}`) failures.push(text);
+        } catch (error) {
+          failures.push(String(error));
+        }
+      }
+    };
+    await Promise.all(Array.from({ length: 50 }, worker));
+    expect(failures).toEqual([]);
+    expect(served).toBeGreaterThanOrEqual(1000);
+    const stats = cluster.stats();
+    expect(stats.endpoints[0]?.pool.connectionsOpened).toBeGreaterThan(10); // the GOAWAYs happened
+    expect(stats.endpoints[0]?.pool.resent).toBeGreaterThan(0); // and refused streams were sent again
+  });
+
+  it('fails a request as a reset when the backend resets its stream after answering', async () => {
+    const backend = await h2Backend('a', (_req, res) => {
+      res.writeHead(200);
+      res.write('part');
+      setTimeout(() => res.stream.close(http2.constants.NGHTTP2_INTERNAL_ERROR), 5);
+    });
+    const pool = h2cPool(backend.url);
+    const response = await pool.request({ method: 'GET', path: '/' });
+    await expect(response.body.text()).rejects.toThrow(/HTTP\/2 stream closed by the backend with code 2/);
+  });
+
+  it('refuses a connection that cannot be made as a connect failure', async () => {
+    const pool = h2cPool('http://127.0.0.1:1');
+    const error = await pool.request({ method: 'GET', path: '/' }).catch((e: unknown) => e);
+    expect((error as { code?: string }).code).toBe('ECONNREFUSED');
+    expect(isMcgravityError(error)).toBe(false);
+  });
+
+  it('refuses a protocol that does not fit the backend URL', () => {
+    expect(() => new Pool('http://127.0.0.1:1', { protocol: 'h2' })).toThrow(
+      /pool.protocol 'h2' needs https: backends/,
+    );
+    expect(() => new Pool('https://127.0.0.1:1', { protocol: 'h2c' })).toThrow(
+      /pool.protocol 'h2c' needs http: backends/,
+    );
+    expect(() => new Pool('http://127.0.0.1:1', { protocol: 'spdy' as never })).toThrow(
+      /pool.protocol must be/,
+    );
+  });
+
+  it('closes gracefully: a stream in flight finishes, then the connection is gone', async () => {
+    let release: (() => void) | undefined;
+    const backend = await h2Backend('a', (_req, res) => {
+      release = () => res.end('late');
+    });
+    const pool = h2cPool(backend.url);
+    const pending = pool.request({ method: 'GET', path: '/' });
+    await within(() => release !== undefined, 2000, 'the request at the backend');
+    const closed = pool.close();
+    release?.();
+    expect(await (await pending).body.text()).toBe('late');
+    await closed;
+    await within(() => backend.sessions.size === 0, 2000, 'the connection closed');
+  });
+});
