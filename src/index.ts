@@ -73,6 +73,7 @@ export { PeakEwma, type PeakEwmaEstimateOptions } from './core/PeakEwma.js';
 export type { Discovery, DiscoveryResult } from './discovery/Discovery.js';
 export { type DnsDiscoveryOptions, type DnsRecordType, dnsDiscovery } from './discovery/dnsDiscovery.js';
 export { type FileDiscoveryOptions, fileDiscovery } from './discovery/fileDiscovery.js';
+export { type GrpcCheckOptions, grpcCheck } from './health/grpcCheck.js';
 export {
   type CheckResult,
   type CheckTarget,
@@ -130,6 +131,12 @@ export {
   type UpstreamRequest,
   type UpstreamResponse,
 } from './proxy/createProxy.js';
+export {
+  encodeGrpcMessage,
+  GrpcStatus,
+  grpcStatusOf,
+} from './proxy/grpc.js';
+export type { Http2ListenOptions, ProxyServer, ProxyTlsOptions } from './proxy/http2.js';
 export type { RouteMatch, SplitTarget } from './proxy/routes.js';
 export type { TrustProxy } from './proxy/trust.js';
 export { RetryBudget, type RetryBudgetOptions, type RetryBudgetStats } from './retry/RetryBudget.js';

@@ -21,6 +21,7 @@ import { failureKind } from '../core/failures.js';
 import { abortReason } from '../core/signals.js';
 import { writableCompleted } from '../core/writable.js';
 import type { Attempt } from './Attempt.js';
+import { type Idempotence, idempotenceOf } from './retrying.js';
 
 /** The status and headers of an answer, handed to {@link Cluster.stream}'s factory. */
 export interface ClusterStreamHead {
@@ -67,7 +68,7 @@ export class ResponseRelay implements Dispatcher.DispatchHandler, ClusterStreamH
   readonly #deadlines: DeadlineQueue | undefined;
   readonly #mightRetry: MightRetry;
   readonly #factory: ClusterStreamFactory;
-  readonly #idempotent: boolean;
+  readonly #idempotent: Idempotence;
   readonly #signal: AbortSignal | undefined;
   #resolveHead: ((relay: ResponseRelay) => void) | undefined;
   #rejectHead: ((error: unknown) => void) | undefined;
@@ -96,7 +97,7 @@ export class ResponseRelay implements Dispatcher.DispatchHandler, ClusterStreamH
     deadlines: DeadlineQueue | undefined,
     mightRetry: MightRetry,
     factory: ClusterStreamFactory,
-    idempotent: boolean,
+    idempotent: Idempotence,
     signal: AbortSignal | undefined,
     resolveHead: (relay: ResponseRelay) => void,
     rejectHead: (error: unknown) => void,
@@ -182,7 +183,7 @@ export class ResponseRelay implements Dispatcher.DispatchHandler, ClusterStreamH
     this.#headers = headers;
     const retryAfter = headers['retry-after'];
     this.#attempt.answered(statusCode, typeof retryAfter === 'string' ? retryAfter : undefined);
-    if (this.#mightRetry(this, this.#idempotent)) {
+    if (this.#mightRetry(this, idempotenceOf(this.#idempotent))) {
       this.#state = 'held';
       controller.pause();
     } else {

@@ -11,6 +11,16 @@ import { isMcgravityError } from '../core/errors.js';
 import { neverAborted } from '../core/signals.js';
 import type { RetryCallOptions, RetryPolicy } from '../retry/RetryPolicy.js';
 
+/**
+ * Whether a call may be sent again: fixed for a body that can be replayed (or none), and, for a
+ * stream that keeps a copy, decided when asked (it becomes true once the stream has ended whole).
+ */
+export type Idempotence = boolean | (() => boolean);
+
+export function idempotenceOf(value: Idempotence): boolean {
+  return typeof value === 'function' ? value() : value;
+}
+
 /** One call's attempt function and what its retries need to know. */
 export interface RetryingCall<T> {
   readonly attempt: (signal: AbortSignal) => Promise<T>;

@@ -4,7 +4,7 @@
  * the call's attempt function: every try is an {@link Attempt} from `source.begin()` that enters the
  * endpoint's pool, records the answer or the failure, and ends when the endpoint is done with it.
  */
-import type { Readable } from 'node:stream';
+import { Readable } from 'node:stream';
 import { type Dispatcher, fetch as undiciFetch } from 'undici';
 import type { DeadlineItem, DeadlineQueue } from '../core/DeadlineQueue.js';
 import type { Endpoint } from '../core/endpoint.js';
@@ -16,7 +16,7 @@ import { isIdempotentMethod } from '../retry/RetryPolicy.js';
 import type { AttemptSource } from './AttemptSource.js';
 import type { ClusterFetchInit, ClusterRequestOptions, ClusterResponse } from './options.js';
 import { type ClusterStreamFactory, type MightRetry, ResponseRelay } from './ResponseRelay.js';
-import type { RetryingCall } from './retrying.js';
+import { type Idempotence, idempotenceOf, type RetryingCall } from './retrying.js';
 
 /** Stands for "no signal": passing none to undici saves it an abort listener per request. */
 const NO_SIGNAL = neverAborted;
@@ -24,10 +24,35 @@ const NO_SIGNAL = neverAborted;
 function ignoreError(): void {}
 
 /** Method, body and idempotency of a request() or stream() call, or the TypeError its options earn. */
+/**
+ * A streamed body that keeps a copy of itself (the proxy's, up to a bound): once it has ended whole
+ * within that bound, `replay()` gives the bytes, and the request can be sent again.
+ */
+export interface ReplayableStream extends Readable {
+  replay(): Buffer | undefined;
+}
+
+function isReplayableStream(body: unknown): body is ReplayableStream {
+  return body instanceof Readable && typeof (body as Partial<ReplayableStream>).replay === 'function';
+}
+
+/**
+ * The body for attempt `n` (1 for the first): the body itself, or for a retry of a streamed body
+ * its copy (a stream cannot be read twice). A retry only comes when idempotence allowed it, which
+ * for such a stream means the copy is whole.
+ */
+function bodyOf(
+  body: string | Uint8Array | Readable | null,
+  n: number,
+): string | Uint8Array | Readable | null {
+  if (n === 1 || !isReplayableStream(body)) return body;
+  return body.replay() ?? body;
+}
+
 function requestShape(
   options: ClusterRequestOptions,
   caller: string,
-): { method: string; body: string | Uint8Array | Readable | null; idempotent: boolean } | TypeError {
+): { method: string; body: string | Uint8Array | Readable | null; idempotent: Idempotence } | TypeError {
   if (
     options === null ||
     typeof options !== 'object' ||
@@ -39,7 +64,10 @@ function requestShape(
   const method = (options.method ?? 'GET').toUpperCase();
   const body = options.body ?? null;
   const replayable = body === null || typeof body === 'string' || body instanceof Uint8Array;
-  return { method, body, idempotent: replayable && (options.idempotent ?? isIdempotentMethod(method)) };
+  const wanted = options.idempotent ?? isIdempotentMethod(method);
+  if (wanted && isReplayableStream(body))
+    return { method, body, idempotent: () => body.replay() !== undefined };
+  return { method, body, idempotent: replayable && wanted };
 }
 
 /** `request()`: resolves at the answer's head; the endpoint counts it in flight until the body closes. */
@@ -53,10 +81,12 @@ export function requestCall(
   const tried = new Set<string>(options.exclude);
   const timeoutMs = options.headersTimeoutMs;
   const deadlines = timeoutMs === undefined || timeoutMs <= 0 ? undefined : source.deadlines(timeoutMs);
+  let attempts = 0;
   const attempt = async (signal: AbortSignal): Promise<ClusterResponse> => {
     const current = source.begin(options.key, tried, options.prefer, options.pin);
     current.enterPool();
     const endpoint = current.endpoint;
+    const sentBody = bodyOf(body, ++attempts);
     // The first-byte timeout is ours, to the millisecond (undici's timers tick every half second),
     // and runs from the dispatch: request() does not say when the request is written.
     const timeout = deadlines === undefined ? undefined : new AttemptTimeout(deadlines);
@@ -72,7 +102,7 @@ export function requestCall(
         method: method as Dispatcher.HttpMethod,
         path: endpoint.pathPrefix === '' ? options.path : endpoint.pathPrefix + options.path,
         headers: options.headers ?? {},
-        body,
+        body: sentBody,
         ...(callSignal === NO_SIGNAL ? {} : { signal: callSignal }),
       });
     } catch (error) {
@@ -119,8 +149,10 @@ export function streamCall(
     options.headersTimeoutMs === undefined || options.headersTimeoutMs <= 0
       ? undefined
       : source.deadlines(options.headersTimeoutMs);
+  let attempts = 0;
   const attempt = (signal: AbortSignal): Promise<ResponseRelay> =>
     new Promise<ResponseRelay>((resolve, reject) => {
+      dispatchOptions.body = bodyOf(body, ++attempts);
       const current = source.begin(options.key, tried, options.prefer, options.pin);
       try {
         current.enterPool();
@@ -268,13 +300,15 @@ export function discardBody(value: unknown): void {
 /** A request-shaped call's {@link RetryingCall}: `tried` starts as the caller's `exclude`. */
 function retryingCall<T>(
   attempt: (signal: AbortSignal) => Promise<T>,
-  idempotent: boolean,
+  idempotent: Idempotence,
   options: ClusterRequestOptions,
   tried: Set<string>,
 ): RetryingCall<T> {
   return {
     attempt,
-    idempotent,
+    get idempotent() {
+      return idempotenceOf(idempotent);
+    },
     signal: options.signal,
     tried,
     excluded: options.exclude?.size ?? 0,

@@ -54,9 +54,15 @@ export function readBody(
 export interface LimitedBody extends Transform {
   /** Body bytes received from the client so far. */
   readonly received: number;
+  /** The whole body, when it has ended within the bytes kept for a retry; otherwise undefined. */
+  replay(): Buffer | undefined;
 }
 
-/** Streams a large or chunked body, cutting it off past `maxBytes` (413) or when it goes idle (408). */
+/**
+ * Streams a large or chunked body, cutting it off past `maxBytes` (413) or when it goes idle (408).
+ * With `keepBytes`, it also keeps what passes, up to that many bytes: a body that ends within them
+ * can be sent again by a retry (a gRPC call's, say, whose length is never announced).
+ */
 export function limitBody(
   req: IncomingMessage,
   res: ServerResponse,
@@ -64,11 +70,18 @@ export function limitBody(
   maxBytes: number,
   sweeper: IdleSweeper,
   clock: Clock,
+  keepBytes = 0,
 ): LimitedBody {
+  let kept: Buffer[] | undefined = keepBytes > 0 ? [] : undefined;
+  let whole: Buffer | undefined;
   const limiter = new Transform({
     transform(chunk: Buffer, _encoding, callback) {
       watched.lastActivity = clock.now();
       limiter.received += chunk.length;
+      if (kept !== undefined) {
+        if (limiter.received <= keepBytes) kept.push(chunk);
+        else kept = undefined; // too long to keep: it cannot be replayed
+      }
       if (limiter.received > maxBytes) {
         const error = new McgravityError('EBODYTOOLARGE', `request body over ${maxBytes} bytes`);
         closeAfter(res);
@@ -78,8 +91,14 @@ export function limitBody(
       }
       callback(null, chunk);
     },
-  }) as Transform & { received: number };
+    flush(callback) {
+      if (kept !== undefined) whole = Buffer.concat(kept, limiter.received);
+      kept = undefined;
+      callback();
+    },
+  }) as Transform & { received: number; replay(): Buffer | undefined };
   limiter.received = 0;
+  limiter.replay = () => whole;
   // A client that stops sending its body mid-way holds an upstream request open: cut it.
   const watched: Watched = sweeper.watch(() => {
     closeAfter(res);

@@ -30,10 +30,13 @@ import {
   proxyRequestEndChannel,
   proxyRequestStartChannel,
 } from '../observe/diagnostics.js';
+import { isIdempotentMethod } from '../retry/RetryPolicy.js';
 import { admit, consumeLimit, isRefusal, NO_ROUTE, RATE_LIMITED } from './admission.js';
 import { Affinity, checkKeyedAffinity } from './affinity.js';
 import { consumedBody, type LimitedBody, limitBody, readBody } from './body.js';
 import { requestIdOf, upstreamHeaders, upstreamPathOf, writeResponseHead } from './forwarding.js';
+import { grpcTimeoutMs, isGrpc, sendTrailersOnly, trailersOnlySink } from './grpc.js';
+import { responseHeaders } from './headers.js';
 import {
   adoptAuthority,
   closeAfter,
@@ -307,6 +310,7 @@ class ReverseProxy implements ProxyContract, UpgradeHost {
     record: RequestRecord | undefined,
   ): Promise<void> {
     const settings = this.settings;
+    const grpc = isGrpc(req);
     const requestId = requestIdOf(req, settings.requestIdHeader);
     if (requestId !== undefined) res.setHeader(settings.requestIdHeader as string, requestId);
     if (proxyRequestStartChannel.hasSubscribers) {
@@ -390,7 +394,9 @@ class ReverseProxy implements ProxyContract, UpgradeHost {
       } else if (hasBody && declared !== undefined && declared <= settings.maxReplayBytes) {
         body = await readBody(req, declared, sweeper, settings.clock);
       } else if (hasBody) {
-        body = limitBody(req, res, requestId, settings.maxBodyBytes, sweeper, settings.clock);
+        // A call that may be retried keeps a copy of its body, so that a retry can send it again.
+        const keep = grpc || isIdempotentMethod(method) ? settings.maxReplayBytes : 0;
+        body = limitBody(req, res, requestId, settings.maxBodyBytes, sweeper, settings.clock, keep);
       }
       if (record !== undefined && body !== null) record.body = Buffer.isBuffer(body) ? body.length : body;
       const affinity = this.affinity.choose(cluster, req, admitted.from.client);
@@ -403,6 +409,14 @@ class ReverseProxy implements ProxyContract, UpgradeHost {
         body,
         headersTimeoutMs: route.firstByteMs,
       };
+      if (grpc) {
+        // gRPC semantics: tried again before any response or on UNAVAILABLE (the policy decides),
+        // never once a message was relayed; the call's deadline bounds the wait for its headers.
+        options.idempotent = true;
+        const deadline = grpcTimeoutMs(req);
+        if (deadline !== undefined && (route.firstByteMs <= 0 || deadline < route.firstByteMs))
+          options.headersTimeoutMs = deadline;
+      }
       if (affinity.key !== undefined) options.key = affinity.key;
       if (affinity.prefer !== undefined) options.prefer = affinity.prefer;
       if (session !== undefined) options.pin = session.endpointId;
@@ -421,6 +435,11 @@ class ReverseProxy implements ProxyContract, UpgradeHost {
             affinity.cookie === undefined
               ? undefined
               : this.affinity.cookieFor(cluster, head.endpoint, affinity.cookie);
+          if (grpc && head.headers['grpc-status'] !== undefined) {
+            // Trailers-Only (an error before any message): relayed as one frame that ends the stream.
+            sendTrailersOnly(res, responseHeaders(head.headers) as Record<string, string | string[]>);
+            return trailersOnlySink();
+          }
           if (settings.onResponse === undefined) {
             writeResponseHead(res, head.statusCode, head.headers, settings.via, cookie);
           } else {

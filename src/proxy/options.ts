@@ -365,7 +365,7 @@ export function resolveProxyOptions(options: ProxyOptions): ProxySettings {
         ? false
         : {
             // Timeouts are retried too: each attempt asks undici for a first byte within firstByteMs.
-            retryOn: ['connect-failure', 'reset', 'timeout', 'gateway-error'] as const,
+            retryOn: ['connect-failure', 'reset', 'timeout', 'gateway-error', 'grpc-unavailable'] as const,
             ...(value.retry ?? {}),
           };
     const created = createCluster({

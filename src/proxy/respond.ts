@@ -1,6 +1,6 @@
 /**
  * Every answer the proxy makes itself: a JSON error `{ "error": { "code", "message", "requestId" } }`
- * with the status its code maps to, written on a `ServerResponse` (requests) or straight on a socket
+ * with the status its code maps to (a gRPC error to a gRPC call), written on a `ServerResponse` (requests) or straight on a socket
  * (malformed requests the HTTP parser refused, and upgrades before the upstream's 101), from one body.
  */
 import http, { type ServerResponse } from 'node:http';
@@ -8,6 +8,7 @@ import type { Duplex } from 'node:stream';
 import { type ErrorCode, errorStatus, isMcgravityError } from '../core/errors.js';
 import { failureKind } from '../core/failures.js';
 import { SESSION_NOT_FOUND } from '../mcp/protocol.js';
+import { answersGrpc, sendGrpcError } from './grpc.js';
 
 /** Maps any error from the request path to a code and status the client may see. */
 export function classify(error: unknown): { code: ErrorCode; status: number; message: string } {
@@ -30,6 +31,10 @@ export function sendError(
 ): void {
   if (res.headersSent) {
     res.destroy();
+    return;
+  }
+  if (answersGrpc(res)) {
+    sendGrpcError(res, code, message); // a gRPC client reads grpc-status, not a JSON body
     return;
   }
   const body = errorBody(code, message, requestId);

@@ -1,7 +1,8 @@
 /**
  * Retries, done safely. A failed attempt is retried only when all of these hold:
  * - its failure is one `retryOn` names (`connect-failure`, `reset`, `timeout`, `5xx`,
- *   `gateway-error` for 502/503/504, or explicit statuses);
+ *   `gateway-error` for 502/503/504, `grpc-unavailable` for a gRPC Trailers-Only answer with
+ *   status UNAVAILABLE, or explicit statuses);
  * - the call is idempotent, or the failure is one where the request never reached the upstream
  *   (`retryNonIdempotentOn`, connect failures by default);
  * - the upstream had not started its response (an error marked `responseStarted` is final);
@@ -43,7 +44,7 @@ import { checkKnownOptions, optionalFunction, optionalNumber } from '../core/val
 import { RetryBudget, type RetryBudgetOptions } from './RetryBudget.js';
 
 /** A failure a retry policy can act on. */
-export type RetryCondition = FailureKind | '5xx' | 'gateway-error' | number;
+export type RetryCondition = FailureKind | '5xx' | 'gateway-error' | 'grpc-unavailable' | number;
 
 /** Options of {@link RetryPolicy}. */
 export interface RetryOptions {
@@ -51,7 +52,7 @@ export interface RetryOptions {
   attempts?: number;
   /** Time limit of each attempt; off unless set. */
   perTryTimeoutMs?: Duration;
-  /** Failures that are retried. @default ['connect-failure', 'reset', 'gateway-error'] */
+  /** Failures that are retried. @default ['connect-failure', 'reset', 'gateway-error', 'grpc-unavailable'] */
   retryOn?: readonly RetryCondition[];
   /** Failures retried even for calls that are not idempotent. @default ['connect-failure'] */
   retryNonIdempotentOn?: readonly RetryCondition[];
@@ -101,7 +102,7 @@ export interface RetryCallOptions {
 }
 
 /** Why a retry happened. */
-export type RetryReason = FailureKind | number;
+export type RetryReason = FailureKind | 'grpc-unavailable' | number;
 
 /** Events of {@link RetryPolicy}. */
 export interface RetryPolicyEvents {
@@ -159,10 +160,11 @@ function checkConditions(value: unknown, option: string): readonly RetryConditio
       condition === 'timeout' ||
       condition === '5xx' ||
       condition === 'gateway-error' ||
+      condition === 'grpc-unavailable' ||
       (typeof condition === 'number' && Number.isInteger(condition) && condition >= 100 && condition <= 599);
     if (!ok) {
       throw new RangeError(
-        `${option} entries must be 'connect-failure', 'reset', 'timeout', '5xx', 'gateway-error' or an HTTP status, got ${JSON.stringify(condition)}`,
+        `${option} entries must be 'connect-failure', 'reset', 'timeout', '5xx', 'gateway-error', 'grpc-unavailable' or an HTTP status, got ${JSON.stringify(condition)}`,
       );
     }
   }
@@ -206,7 +208,7 @@ export class RetryPolicy extends EventEmitter<RetryPolicyEvents> {
     this.#attempts = optionalNumber(options.attempts, 'attempts', 3, { min: 1, integer: true });
     this.#perTryTimeoutMs = optionalDuration(options.perTryTimeoutMs, 'perTryTimeoutMs', 0);
     this.#retryOn = checkConditions(
-      options.retryOn ?? ['connect-failure', 'reset', 'gateway-error'],
+      options.retryOn ?? ['connect-failure', 'reset', 'gateway-error', 'grpc-unavailable'],
       'retryOn',
     );
     this.#retryNonIdempotentOn = checkConditions(
@@ -353,7 +355,8 @@ export class RetryPolicy extends EventEmitter<RetryPolicyEvents> {
   #retryReason(outcome: Outcome<unknown>, idempotent: boolean): RetryReason | undefined {
     let reason: RetryReason | undefined;
     if (outcome.ok) {
-      reason = statusOf(outcome.value);
+      // gRPC's UNAVAILABLE arrives with status 200, in a Trailers-Only answer's headers.
+      reason = headerOf(outcome.value, 'grpc-status') === '14' ? 'grpc-unavailable' : statusOf(outcome.value);
     } else {
       if (responseStarted(outcome.error)) return undefined;
       reason = failureKind(outcome.error);
