@@ -12,32 +12,40 @@
  */
 import { randomBytes } from 'node:crypto';
 import type { RequestListener, Server } from 'node:http';
-import https from 'node:https';
+import type https from 'node:https';
 import { isDeepStrictEqual } from 'node:util';
 import type { Logger } from 'pino';
 import type { ProxyMetricsSource } from '../admin/metrics.js';
 import { type Cluster, createCluster } from '../cluster/Cluster.js';
-import { parseDuration } from '../core/duration.js';
+import { type Duration, parseDuration } from '../core/duration.js';
 import type { RateLimiter } from '../limit/RateLimiter.js';
 import { createProxy, type Proxy as ProxyInstance } from '../proxy/createProxy.js';
+import { createTcpProxy, type TcpProxy } from '../tcp/createTcpProxy.js';
 import { AdminListener, adminHandler, secretOf } from './admin.js';
 import { clusterOptions, proxyOptions } from './build.js';
 import type { ListenerConfig, ProxyConfig } from './config/schema.js';
 import { accessLog, auditLog } from './logs.js';
 import { type ClusterRateLimits, clusterRateLimits, RedisConnections } from './rateLimits.js';
 import { type ClusterPlan, planCluster, sameRateLimits } from './reload.js';
-import { listenerKey, listenOn, serverFor, tlsOf, urlOf } from './servers.js';
+import { listenerKey, listenOn, schemeOf, serverFor, tlsOf, urlOf } from './servers.js';
 import { mergeSessions, type WorkerSnapshot } from './workers/merge.js';
 import type { WorkerCommand } from './workers/messages.js';
 
 /** Longest wait at start (or reload) for a discovery source's first answer before serving. */
 const DISCOVERY_WAIT_MS = 5_000;
 
+/** What serves a listener: an HTTP proxy, or a TCP proxy for a `tcp` listener. */
+type ListenerProxy = ProxyInstance | TcpProxy;
+
+function isHttpProxy(proxy: ListenerProxy): proxy is ProxyInstance {
+  return typeof (proxy as ProxyInstance).mcpSessions === 'function';
+}
+
 /** One listener: its server, and the proxy serving on it now. */
 interface RunningListener {
   readonly config: ListenerConfig;
   readonly server: Server;
-  readonly proxy: ProxyInstance;
+  readonly proxy: ListenerProxy;
 }
 
 /** How a Runtime runs. */
@@ -88,7 +96,7 @@ export class Runtime {
   /** What a reload replaced, closing once its requests have finished; close() waits for it. */
   readonly #retiring = new Set<Promise<void>>();
   /** Proxies a reload replaced that are still draining; close() cuts them short with the rest. */
-  readonly #draining = new Set<ProxyInstance>();
+  readonly #draining = new Set<ListenerProxy>();
   /** Resolves when close() has closed every proxy. */
   readonly #stopped: Promise<void>;
   #stop: () => void = () => {};
@@ -138,7 +146,7 @@ export class Runtime {
   addresses(): Record<string, string> {
     const out: Record<string, string> = {};
     for (const [name, listener] of this.#listeners)
-      out[name] = urlOf(listener.server, listener.server instanceof https.Server);
+      out[name] = urlOf(listener.server, schemeOf(listener.config));
     const admin = this.#admin.url();
     if (admin !== undefined) out.admin = admin;
     return out;
@@ -212,7 +220,17 @@ export class Runtime {
     return this.#affinitySecret ?? randomBytes(24).toString('base64url');
   }
 
-  #proxyFor(listener: ListenerConfig): ProxyInstance {
+  #proxyFor(listener: ListenerConfig): ListenerProxy {
+    if (listener.protocol === 'tcp') {
+      const tcp = listener.tcp;
+      return createTcpProxy({
+        cluster: this.#clusters[listener.cluster as string] as Cluster,
+        connectTimeoutMs: tcp.connect_timeout as Duration,
+        idleTimeoutMs: tcp.idle_timeout as Duration,
+        maxConnections: tcp.max_connections,
+        proxyProtocol: tcp.proxy_protocol,
+      });
+    }
     const accessLog = this.#accessLog;
     return createProxy(
       proxyOptions(listener, this.#config, this.#clusters, this.#limits, {
@@ -333,7 +351,7 @@ export class Runtime {
     if (process.env.MCGRAVITY_LOG_LEVEL === undefined) this.#log.level = next.global.log_level;
 
     const listeners = new Map<string, RunningListener>();
-    const retiring: ProxyInstance[] = [];
+    const retiring: ListenerProxy[] = [];
     const handedOver = new Set<RunningListener>();
     for (const listener of next.listeners) {
       const proxy = this.#proxyFor(listener);
@@ -445,11 +463,23 @@ export class Runtime {
       },
       get tunnels() {
         let sum = 0;
-        for (const { proxy } of listeners.values()) sum += proxy.tunnels;
+        for (const { proxy } of listeners.values()) if (isHttpProxy(proxy)) sum += proxy.tunnels;
         return sum;
       },
-      mcpSessions: () => mergeSessions([...this.#listeners.values()].map(({ proxy }) => proxy.mcpSessions())),
+      mcpSessions: () =>
+        mergeSessions(
+          [...this.#listeners.values()].flatMap(({ proxy }) =>
+            isHttpProxy(proxy) ? [proxy.mcpSessions()] : [],
+          ),
+        ),
     };
+  }
+
+  /** The TCP listeners' proxies by listener name, for metrics. */
+  #tcpProxies(): Record<string, TcpProxy> {
+    const out: Record<string, TcpProxy> = {};
+    for (const [name, { proxy }] of this.#listeners) if (!isHttpProxy(proxy)) out[name] = proxy;
+    return out;
   }
 
   /** Rate limiters by `cluster.client_type`, for metrics. */
@@ -509,6 +539,7 @@ export class Runtime {
       clusters: this.#clusters,
       proxy: this.#metricsSource(),
       limiters: this.#limiters(),
+      tcpProxies: this.#tcpProxies(),
       audit: this.#auditLog,
       log: this.#log,
       apply: (next) => this.reload(next, { fromFile: false }),

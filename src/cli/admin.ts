@@ -14,6 +14,7 @@ import type { Logger } from 'pino';
 import { type AdminChange, type AdminCluster, type AdminSetting, createAdmin } from '../admin/createAdmin.js';
 import type { ProxyMetricsSource } from '../admin/metrics.js';
 import type { RateLimiterStats } from '../limit/RateLimiter.js';
+import type { TcpProxyStats } from '../tcp/createTcpProxy.js';
 import { checkConfig } from './config/load.js';
 import type { ProxyConfig } from './config/schema.js';
 import { closeServer, listenOn, urlOf } from './servers.js';
@@ -39,6 +40,8 @@ export interface AdminHost {
   readonly clusters: Readonly<Record<string, AdminCluster>>;
   readonly proxy: ProxyMetricsSource;
   readonly limiters: Readonly<Record<string, { stats(): RateLimiterStats }>>;
+  /** TCP listeners' proxies, by listener name (absent in the primary of workers). */
+  readonly tcpProxies?: Readonly<Record<string, { stats(): TcpProxyStats }>>;
   readonly audit: ((change: AdminChange) => void) | undefined;
   readonly log: Logger;
   /** Applies a configuration changed through the API (backends changed through it stay). */
@@ -75,6 +78,7 @@ export function adminHandler(host: AdminHost): RequestListener {
     clusters: host.clusters,
     proxy: host.proxy,
     limiters: host.limiters,
+    ...(host.tcpProxies === undefined ? {} : { tcpProxies: host.tcpProxies }),
     settings: {
       'traffic-split': setting(host, 'traffic_split'),
       'rate-limits': setting(host, 'rate_limits'),

@@ -14,6 +14,8 @@ import type { TextMatch } from '../core/match.js';
 import type { Discovery } from '../discovery/Discovery.js';
 import { type DnsDiscoveryOptions, dnsDiscovery } from '../discovery/dnsDiscovery.js';
 import { fileDiscovery } from '../discovery/fileDiscovery.js';
+import { grpcCheck } from '../health/grpcCheck.js';
+import { tcpCheck } from '../health/HealthMonitor.js';
 import type { ProxyOptions, ProxyRoute } from '../proxy/createProxy.js';
 import type { SplitTarget } from '../proxy/routes.js';
 import { backendUrl, fileFrom, sizeBytes } from './config/addresses.js';
@@ -38,8 +40,21 @@ const BALANCERS: Record<Exclude<ClusterConfig['load_balancing'], 'geographic'>, 
   ip_hash: 'ip-hash',
 };
 
+/**
+ * How a cluster's pool speaks to its backends: gRPC is HTTP/2, over TLS for `https://` backends
+ * and in cleartext otherwise; a TCP cluster's pool is never used.
+ */
+function poolProtocol(cluster: ClusterConfig): 'http1' | 'h2' | 'h2c' {
+  if (cluster.protocol === 'h2' || cluster.protocol === 'h2c') return cluster.protocol;
+  if (cluster.protocol !== 'grpc') return 'http1';
+  const tls = cluster.backends.some((backend) => backend.address.startsWith('https://'));
+  const discovered =
+    cluster.discovery !== undefined && 'dns' in cluster.discovery && cluster.discovery.dns.scheme === 'https';
+  return tls || discovered ? 'h2' : 'h2c';
+}
+
 /** A cluster's discovery source; a file's path is relative to the configuration's. */
-function discoveryOf(discovery: DiscoveryConfig, file: string): Discovery {
+function discoveryOf(discovery: DiscoveryConfig, file: string, tcp: boolean): Discovery {
   if ('file' in discovery) {
     return fileDiscovery({
       path: fileFrom(file, discovery.file.path),
@@ -50,7 +65,7 @@ function discoveryOf(discovery: DiscoveryConfig, file: string): Discovery {
   const options: DnsDiscoveryOptions = {
     name: dns.name,
     type: dns.type,
-    scheme: dns.scheme,
+    scheme: tcp ? 'tcp' : dns.scheme,
     targetType: dns.target_type,
     minTtlMs: dns.min_ttl as Duration,
     maxTtlMs: dns.max_ttl as Duration,
@@ -87,9 +102,10 @@ export function clusterOptions(
   file: string,
 ): ClusterOptions {
   const pool = cluster.connection_pool;
+  const tcp = cluster.protocol === 'tcp';
   const backends = cluster.backends.map((backend): BackendConfig => {
     const out: BackendConfig = {
-      url: backendUrl(backend.address),
+      url: backendUrl(backend.address, tcp),
       weight: backend.weight,
       priority: backend.priority,
     };
@@ -111,15 +127,24 @@ export function clusterOptions(
       connectTimeoutMs: pool.connect_timeout as Duration,
       keepAliveTimeoutMs: pool.keepalive_timeout as Duration,
       pipelining: pool.pipelining,
+      protocol: poolProtocol(cluster),
     },
     slowStartMs: cluster.slow_start as Duration,
     panicThreshold: cluster.panic_threshold,
   };
   if (logger !== undefined) options.logger = logger;
-  if (cluster.discovery !== undefined) options.discovery = discoveryOf(cluster.discovery, file);
+  if (cluster.discovery !== undefined) options.discovery = discoveryOf(cluster.discovery, file, tcp);
   const health = cluster.health_check;
   if (health === undefined || health === false || !health.enabled) options.health = false;
-  else {
+  else if (health.type !== 'http') {
+    options.health = {
+      check: health.type === 'tcp' ? tcpCheck() : grpcCheck({ service: health.grpc_service }),
+      intervalMs: health.interval as Duration,
+      timeoutMs: health.timeout as Duration,
+      healthyThreshold: health.healthy_threshold,
+      unhealthyThreshold: health.unhealthy_threshold,
+    };
+  } else {
     options.health = {
       path: health.path,
       method: health.method,

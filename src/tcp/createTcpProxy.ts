@@ -74,6 +74,16 @@ export interface TcpProxy {
   handler(socket: Socket): void;
   /** Starts a `net.Server` on `port` and `host` (default `127.0.0.1`) serving this proxy. */
   listen(port: number, host?: string): Promise<Server>;
+  /**
+   * Serves the connections of a server you made (create it with `allowHalfOpen: true`, so that a
+   * client's half-close is passed on). `close()` closes it like its own; {@link TcpProxy.detach}
+   * hands it back.
+   */
+  attach(server: Server): void;
+  /** Stops taking connections from `server`; those open stay until they close (or `close()`). */
+  detach(server: Server): void;
+  /** Client connections open now. */
+  readonly inflight: number;
   stats(): TcpProxyStats;
   /**
    * Stops accepting, waits for open connections to close (up to `timeoutMs`, default 10 s), then
@@ -186,9 +196,23 @@ class TcpProxyImpl implements TcpProxy {
     this.#connect(relay, new Set(), 1);
   };
 
-  listen(port: number, host = '127.0.0.1'): Promise<Server> {
-    const server = net.createServer({ allowHalfOpen: true, noDelay: true }, this.handler);
+  get inflight(): number {
+    return this.#relays.size;
+  }
+
+  attach(server: Server): void {
+    server.on('connection', this.handler);
     this.#servers.add(server);
+  }
+
+  detach(server: Server): void {
+    server.off('connection', this.handler);
+    this.#servers.delete(server);
+  }
+
+  listen(port: number, host = '127.0.0.1'): Promise<Server> {
+    const server = net.createServer({ allowHalfOpen: true, noDelay: true });
+    this.attach(server);
     return new Promise((resolve, reject) => {
       server.once('error', reject);
       server.listen(port, host, () => {

@@ -4,8 +4,16 @@
  */
 import { dirname, isAbsolute, resolve } from 'node:path';
 
-/** A backend's URL: `claims-01:3000` is `http://claims-01:3000`; a URL is kept as it is. */
-export function backendUrl(address: string): string {
+/**
+ * A backend's URL: `claims-01:3000` is `http://claims-01:3000` (`tcp://claims-01:3000` in a TCP
+ * cluster); a URL is kept as it is.
+ */
+export function backendUrl(address: string, tcp = false): string {
+  if (tcp) {
+    if (!/^(?:tcp:\/\/)?(?:\[[0-9a-fA-F:.]+\]|[^\s:/[\]]+):\d{1,5}$/.test(address))
+      throw new Error(`expected host:port for a tcp backend, got ${JSON.stringify(address)}`);
+    return address.startsWith('tcp://') ? address : `tcp://${address}`;
+  }
   const url = /^[a-z][a-z0-9+.-]*:\/\//i.test(address) ? address : `http://${address}`;
   let parsed: URL;
   try {

@@ -44,7 +44,7 @@ export function checkReferences(config: ProxyConfig, file: string): ReferencePro
     cluster.backends.forEach((backend, i) => {
       let id = backend.id;
       try {
-        id ??= new URL(backendUrl(backend.address)).host;
+        id ??= new URL(backendUrl(backend.address, cluster.protocol === 'tcp')).host;
       } catch (error) {
         problem([...at, 'backends', i, 'address'], (error as Error).message);
       }
@@ -96,6 +96,28 @@ export function checkReferences(config: ProxyConfig, file: string): ReferencePro
     if ((listener.cluster === undefined) === (listener.routes === undefined))
       problem(at, 'a listener needs either cluster or routes');
     if (listener.cluster !== undefined) knownCluster(listener.cluster, [...at, 'cluster']);
+    const served = listener.cluster === undefined ? undefined : config.clusters[listener.cluster];
+    if (listener.protocol === 'tcp') {
+      if (listener.routes !== undefined)
+        problem([...at, 'routes'], 'a tcp listener relays connections: give it a cluster, not routes');
+      if (served !== undefined && served.protocol !== 'tcp')
+        problem(
+          [...at, 'cluster'],
+          `a tcp listener needs a cluster with protocol: tcp ("${listener.cluster}" speaks ${served.protocol})`,
+        );
+      if (listener.ssl?.enabled === true)
+        problem(
+          [...at, 'ssl'],
+          'a tcp listener relays bytes as they are: TLS is not terminated here (let the backends speak it)',
+        );
+    } else {
+      const targets =
+        listener.cluster !== undefined ? [listener.cluster] : (listener.routes ?? []).map((r) => r.cluster);
+      for (const name of targets) {
+        if (config.clusters[name]?.protocol === 'tcp')
+          problem(at, `cluster "${name}" is a tcp cluster: only a tcp listener can send to it`);
+      }
+    }
     listener.routes?.forEach((route, r) => {
       knownCluster(route.cluster, [...at, 'routes', r, 'cluster']);
     });

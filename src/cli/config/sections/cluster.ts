@@ -44,6 +44,14 @@ const backend = z
 const healthCheck = z
   .strictObject({
     enabled: z.boolean().default(true).meta({ description: 'Run active health checks.' }),
+    type: z.enum(['http', 'tcp', 'grpc']).default('http').meta({
+      description:
+        '`http` (a request to `path`), `tcp` (a connection opens), or `grpc` (`grpc.health.v1.Health/Check` for `grpc_service`).',
+    }),
+    grpc_service: z
+      .string()
+      .default('')
+      .meta({ description: 'With `type: grpc`: the service asked about (`""` for the whole server).' }),
     path: z
       .string()
       .startsWith('/')
@@ -144,7 +152,7 @@ export const circuitBreaker = z
   })
   .meta({ description: 'One circuit breaker per backend.' });
 
-const RETRY_ON = ['5xx', 'gateway-error', 'reset', 'connect-failure', 'timeout'] as const;
+const RETRY_ON = ['5xx', 'gateway-error', 'reset', 'connect-failure', 'timeout', 'grpc-unavailable'] as const;
 
 const retryPolicy = z
   .strictObject({
@@ -158,7 +166,7 @@ const retryPolicy = z
     per_try_timeout: duration('Time each attempt has for the response headers.').optional(),
     retry_on: z
       .union([z.string(), z.array(z.union([z.enum(RETRY_ON), z.number().int().min(100).max(599)]))])
-      .default('connect-failure,reset,gateway-error')
+      .default('connect-failure,reset,gateway-error,grpc-unavailable')
       .meta({
         description: `What is retried (idempotent requests only): a comma list or array of ${RETRY_ON.map((c) => `\`${c}\``).join(', ')} and statuses.`,
       }),
@@ -398,6 +406,10 @@ export const discovery = z
 
 export const cluster = z
   .strictObject({
+    protocol: z.enum(['http1', 'h2', 'h2c', 'grpc', 'tcp']).default('http1').meta({
+      description:
+        'How backends are spoken to: `http1`, `h2` (HTTP/2 over TLS, `https://` backends), `h2c` (cleartext HTTP/2), `grpc` (HTTP/2: h2c, or h2 for `https://` backends), or `tcp` (connections relayed, for a `tcp` listener).',
+    }),
     load_balancing: z
       .enum(LOAD_BALANCING)
       .default('least_request')

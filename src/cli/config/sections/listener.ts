@@ -51,7 +51,10 @@ export const listener = z
         error: 'expected host:port, such as "0.0.0.0:8080"',
       })
       .meta({ description: '`host:port` to listen on (`[::]:8080` for IPv6).' }),
-    protocol: z.enum(['http', 'https']).default('http').meta({ description: '`https` needs `ssl` files.' }),
+    protocol: z.enum(['http', 'https', 'h2', 'grpc', 'tcp']).default('http').meta({
+      description:
+        '`http` (HTTP/1.1), `https` (HTTP/1.1 over TLS, needs `ssl`), `h2` or `grpc` (HTTP/2: with `ssl` by ALPN beside HTTP/1.1, without it cleartext h2c), or `tcp` (connections relayed to a `tcp` cluster).',
+    }),
     cluster: z
       .string()
       .min(1)
@@ -70,6 +73,41 @@ export const listener = z
       .optional()
       .meta({ description: 'TLS: with `enabled`, the listener speaks HTTPS.' }),
     session_affinity: sessionAffinity.optional(),
+    http2: z
+      .strictObject({
+        max_concurrent_streams: z
+          .number()
+          .int()
+          .min(1)
+          .default(128)
+          .meta({ description: 'Streams a client may open at once on one connection.' }),
+        max_header_list_size: size(
+          'Largest request header list, as HTTP/2 counts it; larger gets 431.',
+        ).default('16KB'),
+      })
+      .prefault({})
+      .meta({ description: 'HTTP/2 limits of an `h2` or `grpc` listener.' }),
+    tcp: z
+      .strictObject({
+        connect_timeout: duration('Time to connect to a backend before trying another.').default('5s'),
+        idle_timeout: duration(
+          'A connection with no byte either way for this long is closed; 0 for never.',
+        ).default('10m'),
+        max_connections: z
+          .number()
+          .int()
+          .min(1)
+          .default(10_000)
+          .meta({ description: 'Client connections at once; more are refused.' }),
+        proxy_protocol: z
+          .union([z.enum(['v1', 'v2']), z.literal(false)])
+          .default(false)
+          .meta({
+            description: 'Send a PROXY protocol header to backends so that they see the client’s address.',
+          }),
+      })
+      .prefault({})
+      .meta({ description: 'Settings of a `tcp` listener.' }),
     timeouts: listenerTimeouts.prefault({}),
     max_body_size: size('Largest request body; larger gets 413.').default('10MB'),
     request_id: z
