@@ -88,6 +88,13 @@ const expectations: Record<string, (stdout: string) => void> = {
     expect(out).toContain('while DNS is down: green green green green');
     expect(out).toContain('"source":"dns SRV _http._tcp.api.example","updates":2,"errors":1,"stale":true');
   },
+  'grpc-proxy.ts': (out) => {
+    expect(out).toContain('unary calls answered by: a b c a b c');
+    expect(out).toContain('server stream: 1000 messages, status 0, x-sent 1000');
+    expect(out).toMatch(/health check: b is down \(connect-failure\)/);
+    expect(out).toMatch(/after b stopped: (?:a c a c|c a c a)\n/);
+    expect(out).toContain('done');
+  },
   'custom-balancer.ts': (out) => {
     expect(out).toContain('embeddings: gpu-1=30');
     expect(out).toContain('search:     gpu-1 search-1 search-2');

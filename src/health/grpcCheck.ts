@@ -80,10 +80,16 @@ export function grpcCheck(options: GrpcCheckOptions = {}): HealthCheckFunction {
       stream.on('response', readStatus);
       stream.on('trailers', readStatus);
       stream.on('data', (chunk: Buffer) => chunks.push(chunk));
-      stream.on('error', () => {}); // 'close' decides
+      let streamError: Error | undefined;
+      stream.on('error', (error: Error) => {
+        streamError = error; // 'close' decides
+      });
       stream.on('close', () => {
         if (status === undefined) {
-          done(new GrpcCheckFailure(`no grpc-status (stream closed with code ${stream.rstCode})`));
+          // A connection that could not be made cancels the stream with the reason as its cause.
+          const cause = (streamError as (Error & { cause?: unknown }) | undefined)?.cause;
+          if (cause instanceof Error) done(cause);
+          else done(new GrpcCheckFailure(`no grpc-status (stream closed with code ${stream.rstCode})`));
           return;
         }
         if (status !== '0') {
