@@ -14,6 +14,7 @@
  * retry on a different endpoint as the retry policy allows, and every try is an {@link Attempt}.
  */
 import { EventEmitter } from 'eventemitter3';
+import type { Dispatcher } from 'undici';
 import type { Balancer, PickContext } from '../balancer/Balancer.js';
 import type { CircuitBreakerOptions } from '../breaker/CircuitBreaker.js';
 import { type Clock, systemClock, systemRandom } from '../core/clock.js';
@@ -27,7 +28,7 @@ import type { Discovery } from '../discovery/Discovery.js';
 import { HealthMonitor } from '../health/HealthMonitor.js';
 import { OutlierDetector } from '../health/OutlierDetector.js';
 import { LatencyWindow } from '../observe/LatencyWindow.js';
-import { closePools, type PoolOptions, resolvePoolOptions } from '../pool/Pool.js';
+import { closePools, http2Dispatcher, type PoolOptions, resolvePoolOptions } from '../pool/Pool.js';
 import type { RetryPolicy } from '../retry/RetryPolicy.js';
 import type { Attempt } from './Attempt.js';
 import { AttemptSource } from './AttemptSource.js';
@@ -80,6 +81,8 @@ export class Cluster extends EventEmitter<ClusterEvents> {
   /** Where every attempt reports: one object for the cluster, so a request allocates no callbacks. */
   readonly #attempts: AttemptSource;
   #discovery: DiscoveryRunner | undefined;
+  /** The HTTP/2 connections of HTTP health checks, for a cluster whose backends speak HTTP/2. */
+  #checkDispatcher: Dispatcher | undefined;
   #closed = false;
 
   constructor(options: ClusterOptions) {
@@ -146,8 +149,14 @@ export class Cluster extends EventEmitter<ClusterEvents> {
       ),
     );
     if (options.health !== undefined && options.health !== false) {
+      // HTTP checks speak what the backends speak: HTTP/2 to HTTP/2 backends.
+      const protocol = this.#poolOptions.protocol ?? 'http1';
+      if (protocol !== 'http1' && options.health.dispatcher === undefined && options.health.check === undefined) {
+        this.#checkDispatcher = http2Dispatcher(this.#poolOptions);
+      }
       const health = new HealthMonitor({
         ...options.health,
+        ...(this.#checkDispatcher === undefined ? {} : { dispatcher: this.#checkDispatcher }),
         clock: options.health.clock ?? this.#clock,
         random,
       });
@@ -400,6 +409,7 @@ export class Cluster extends EventEmitter<ClusterEvents> {
     const timeoutMs = optionalDuration(options.timeoutMs, 'timeoutMs', 10_000);
     this.#discovery?.close();
     await this.#health?.close();
+    await this.#checkDispatcher?.destroy();
     this.#outliers?.close();
     this.#eligibility.close();
     this.#attempts.close();

@@ -8,7 +8,7 @@
  * connection opened (see docs/benchmarks.md for measured figures).
  */
 import type { ConnectionOptions } from 'node:tls';
-import { type Dispatcher, Pool as UndiciPool } from 'undici';
+import { Agent, type Dispatcher, Pool as UndiciPool } from 'undici';
 import { type Duration, optionalDuration } from '../core/duration.js';
 import { McgravityError } from '../core/errors.js';
 import { checkKnownOptions, describeValue, optionalNumber } from '../core/validate.js';
@@ -112,6 +112,24 @@ export function resolvePoolOptions(options: PoolOptions = {}): ResolvedPoolOptio
     maxPending: optionalNumber(options.maxPending, 'pool.maxPending', 1024, { min: 0, integer: true }),
     pipelining: optionalNumber(options.pipelining, 'pool.pipelining', 1, { min: 1, integer: true }),
   };
+}
+
+/**
+ * A dispatcher for requests to any origin over HTTP/2 (an `h2` or `h2c` pool's settings), with one
+ * {@link Http2Pool} per origin: what HTTP health checks of HTTP/2 backends go through.
+ */
+export function http2Dispatcher(options: PoolOptions): Dispatcher {
+  const resolved = resolvePoolOptions(options);
+  return new Agent({
+    factory: (origin) =>
+      new Http2Pool(String(origin), {
+        connections: 1,
+        maxConcurrentStreams: resolved.maxConcurrentStreams,
+        connectTimeoutMs: resolved.connectTimeoutMs,
+        keepAliveTimeoutMs: resolved.keepAliveTimeoutMs,
+        tls: resolved.tls,
+      }),
+  });
 }
 
 /** undici's connect options (its types do not take `undefined` for absent fields). */

@@ -182,6 +182,26 @@ describe('HTTP/2 to backends (h2c)', () => {
     expect(isMcgravityError(error)).toBe(false);
   });
 
+  it('sends the HTTP health checks of an h2c cluster over HTTP/2', async () => {
+    let healthy = true;
+    const backend = await h2Backend('a', (req, res) => {
+      req.resume();
+      if (req.url === '/health') res.writeHead(healthy ? 200 : 503).end();
+      else res.end('ok');
+    });
+    const cluster = createCluster({
+      backends: [backend.url],
+      pool: { protocol: 'h2c' },
+      health: { path: '/health', intervalMs: 20, unhealthyThreshold: 1, healthyThreshold: 1 },
+    });
+    defer(() => cluster.close({ timeoutMs: 100 }));
+    const down = new Promise<string>((resolve) => cluster.once('endpoint:down', ({ reason }) => resolve(reason)));
+    await within(() => backend.load.peak > 0, 2000, 'a check');
+    expect(cluster.stats().endpoints[0]?.healthy).toBe(true);
+    healthy = false;
+    expect(await down).toBe('status 503');
+  });
+
   it('refuses a protocol that does not fit the backend URL', () => {
     expect(() => new Pool('http://127.0.0.1:1', { protocol: 'h2' })).toThrow(
       /pool.protocol 'h2' needs https: backends/,
