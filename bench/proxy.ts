@@ -15,12 +15,10 @@
  * build's `dist/index.js`, that build runs as one more target (`mcgravity-baseline`).
  */
 import { type ChildProcess, spawnSync } from 'node:child_process';
-import { readdirSync, readFileSync } from 'node:fs';
-import net from 'node:net';
 import { fileURLToPath } from 'node:url';
 import autocannon from 'autocannon';
 import { Pool } from 'undici';
-import { median, printTable, spawnTarget } from './harness.js';
+import { freePort, median, printTable, spawnTarget, treeCpuTicks } from './harness.js';
 
 const TARGETS = fileURLToPath(new URL('./proxyTargets.ts', import.meta.url));
 const CONNECTIONS = 32;
@@ -58,46 +56,6 @@ function quantile(sorted: readonly number[], q: number): number {
 
 function start(args: string[]): Promise<{ child: ChildProcess; line: string }> {
   return spawnTarget(TARGETS, args);
-}
-
-function freePort(): Promise<number> {
-  return new Promise((resolve) => {
-    const server = net.createServer();
-    server.listen(0, '127.0.0.1', () => {
-      const { port } = server.address() as net.AddressInfo;
-      server.close(() => resolve(port));
-    });
-  });
-}
-
-/**
- * CPU time (user + system, in clock ticks of 10 ms) used so far by a process and its descendants,
- * from /proc: what a proxy spent, however busy the machine's other core was.
- */
-function treeCpuTicks(root: number): number {
-  const parents = new Map<number, number>();
-  const ticks = new Map<number, number>();
-  for (const entry of readdirSync('/proc')) {
-    if (!/^\d+$/.test(entry)) continue;
-    try {
-      const stat = readFileSync(`/proc/${entry}/stat`, 'utf8');
-      const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-      parents.set(Number(entry), Number(fields[1]));
-      ticks.set(Number(entry), Number(fields[11]) + Number(fields[12]));
-    } catch {
-      // the process ended while we looked
-    }
-  }
-  let total = 0;
-  for (const [pid, own] of ticks) {
-    for (let p: number | undefined = pid; p !== undefined && p > 1; p = parents.get(p)) {
-      if (p === root) {
-        total += own;
-        break;
-      }
-    }
-  }
-  return total;
 }
 
 async function load(url: string, duration: number): Promise<autocannon.Result> {

@@ -1,5 +1,5 @@
 /**
- * `npm run bench [suite…]`: runs the benchmark suites and prints their tables. Suites: pick, disruption, resilience, proxy, mcp, headers.
+ * `npm run bench [suite…]`: runs the benchmark suites and prints their tables. Suites: pick, disruption, resilience, proxy, mcp, headers, protocols.
  * Run with `--expose-gc` (the npm script does) so heap figures start from a collected heap.
  */
 
@@ -8,6 +8,7 @@ import { machineLine } from './harness.js';
 import { runHeadersBench } from './headers.js';
 import { runMcpBench } from './mcp.js';
 import { runPickBench } from './pick.js';
+import { runProtocolsBench } from './protocols.js';
 import { runProxyBench } from './proxy.js';
 import { runResilienceBench } from './resilience.js';
 
@@ -18,6 +19,7 @@ const suites: Record<string, () => string | Promise<string>> = {
   proxy: runProxyBench,
   mcp: runMcpBench,
   headers: runHeadersBench,
+  protocols: runProtocolsBench,
 };
 
 const wanted = process.argv.slice(2);
