@@ -4,6 +4,7 @@ import { dnsDiscovery } from '../../src/discovery/dnsDiscovery.js';
 import { until } from '../helpers/async.js';
 import { cleanupAfterEach } from '../helpers/cleanup.js';
 import { ManualClock } from '../helpers/clock.js';
+import { sourceReader } from '../helpers/discovery.js';
 import { type DnsRecords, type DnsServer, startDnsServer } from '../helpers/dnsServer.js';
 
 const defer = cleanupAfterEach();
@@ -14,18 +15,7 @@ async function dns(zone: Record<string, DnsRecords>, ttl = 30): Promise<DnsServe
   return server;
 }
 
-/** The source's iterator, returned after the test. */
-function iterate(source: AsyncIterable<DiscoveryResult>): AsyncIterator<DiscoveryResult> {
-  const iterator = source[Symbol.asyncIterator]();
-  defer(async () => iterator.return?.());
-  return iterator;
-}
-
-async function nextValue(iterator: AsyncIterator<DiscoveryResult>): Promise<DiscoveryResult> {
-  const step = await iterator.next();
-  if (step.done === true) throw new Error('the source ended');
-  return step.value;
-}
+const { iterate, nextValue } = sourceReader(defer);
 
 describe('dnsDiscovery', () => {
   it('turns A records into backends on the port, and looks again when the shortest TTL runs out', async () => {

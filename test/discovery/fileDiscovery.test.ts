@@ -7,6 +7,7 @@ import { fileDiscovery } from '../../src/discovery/fileDiscovery.js';
 import { until } from '../helpers/async.js';
 import { cleanupAfterEach } from '../helpers/cleanup.js';
 import { ManualClock } from '../helpers/clock.js';
+import { sourceReader } from '../helpers/discovery.js';
 
 const defer = cleanupAfterEach();
 
@@ -16,17 +17,7 @@ async function directory(): Promise<string> {
   return made;
 }
 
-function iterate(source: AsyncIterable<DiscoveryResult>): AsyncIterator<DiscoveryResult> {
-  const iterator = source[Symbol.asyncIterator]();
-  defer(async () => iterator.return?.());
-  return iterator;
-}
-
-async function nextValue(iterator: AsyncIterator<DiscoveryResult>): Promise<DiscoveryResult> {
-  const step = await iterator.next();
-  if (step.done === true) throw new Error('the source ended');
-  return step.value;
-}
+const { iterate, nextValue } = sourceReader(defer);
 
 /** Writes the file whole and renames it into place, as the docs ask writers to. */
 async function replace(file: string, text: string): Promise<void> {

@@ -5,7 +5,6 @@
  * handler interfaces (request() and fetch() go through it too).
  */
 import http2 from 'node:http2';
-import type { AddressInfo } from 'node:net';
 import { Readable, Writable } from 'node:stream';
 import { fetch } from 'undici';
 import { describe, expect, it } from 'vitest';
@@ -14,43 +13,19 @@ import { isMcgravityError } from '../../src/core/errors.js';
 import { Pool } from '../../src/pool/Pool.js';
 import { within } from '../helpers/async.js';
 import { cleanupAfterEach } from '../helpers/cleanup.js';
+import { type Http2Upstream, startHttp2Upstream } from '../helpers/upstreams.js';
 
 const defer = cleanupAfterEach({ ignoreErrors: true });
 
-interface H2Backend {
-  readonly url: string;
-  readonly sessions: Set<http2.ServerHttp2Session>;
-  /** Streams open on the server now, and the most seen at once. */
-  readonly load: { open: number; peak: number };
-}
-
+/** An h2c backend, closed after the test. */
 async function h2Backend(
   name: string,
-  handler: (req: http2.Http2ServerRequest, res: http2.Http2ServerResponse) => void = (req, res) => {
-    res.setHeader('x-served-by', name);
-    req.resume();
-    req.on('end', () => res.end(`${name} ${req.method} ${req.url}`));
-  },
-  settings: http2.Settings = {},
-): Promise<H2Backend> {
-  const load = { open: 0, peak: 0 };
-  const sessions = new Set<http2.ServerHttp2Session>();
-  const server = http2.createServer({ settings }, (req, res) => {
-    load.open++;
-    load.peak = Math.max(load.peak, load.open);
-    res.on('close', () => load.open--);
-    handler(req, res);
-  });
-  server.on('session', (session) => {
-    sessions.add(session);
-    session.on('close', () => sessions.delete(session));
-  });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  defer(async () => {
-    for (const session of sessions) session.destroy();
-    await new Promise((resolve) => server.close(resolve));
-  });
-  return { url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`, sessions, load };
+  handler?: Parameters<typeof startHttp2Upstream>[1],
+  settings?: http2.Settings,
+): Promise<Http2Upstream> {
+  const backend = await startHttp2Upstream(name, handler, settings);
+  defer(() => backend.close());
+  return backend;
 }
 
 function h2cPool(url: string, options: ConstructorParameters<typeof Pool>[1] = {}): Pool {
@@ -195,7 +170,9 @@ describe('HTTP/2 to backends (h2c)', () => {
       health: { path: '/health', intervalMs: 20, unhealthyThreshold: 1, healthyThreshold: 1 },
     });
     defer(() => cluster.close({ timeoutMs: 100 }));
-    const down = new Promise<string>((resolve) => cluster.once('endpoint:down', ({ reason }) => resolve(reason)));
+    const down = new Promise<string>((resolve) =>
+      cluster.once('endpoint:down', ({ reason }) => resolve(reason)),
+    );
     await within(() => backend.load.peak > 0, 2000, 'a check');
     expect(cluster.stats().endpoints[0]?.healthy).toBe(true);
     healthy = false;

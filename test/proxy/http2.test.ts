@@ -15,7 +15,7 @@ import { createProxy, type Proxy as ProxyInstance, type ProxyOptions } from '../
 import { until, within } from '../helpers/async.js';
 import { cleanupAfterEach } from '../helpers/cleanup.js';
 import { type Certificate, selfSigned, tlsSkipReason } from '../helpers/tls.js';
-import { startUpstream, type Upstream } from '../helpers/upstreams.js';
+import { startHttp2Upstream, startUpstream, type Upstream } from '../helpers/upstreams.js';
 
 const defer = cleanupAfterEach({ ignoreErrors: true });
 const skip = tlsSkipReason();
@@ -54,26 +54,14 @@ async function proxied(
   return { proxy, port, origin: `${options.tls === undefined ? 'http' : 'https'}://127.0.0.1:${port}` };
 }
 
-/** An h2c backend (node:http2, cleartext) answering its name and the method. */
+/** An h2c backend answering its name and the method, closed after the test. */
 async function h2cBackend(
   name: string,
-  handler: (req: http2.Http2ServerRequest, res: http2.Http2ServerResponse) => void = (req, res) => {
-    req.resume();
-    req.on('end', () => res.end(`${name} ${req.method} ${req.url}`));
-  },
+  handler?: Parameters<typeof startHttp2Upstream>[1],
 ): Promise<{ url: string }> {
-  const server = http2.createServer(handler);
-  const sessions = new Set<http2.ServerHttp2Session>();
-  server.on('session', (session) => {
-    sessions.add(session);
-    session.on('close', () => sessions.delete(session));
-  });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  defer(async () => {
-    for (const session of sessions) session.destroy();
-    await new Promise((resolve) => server.close(resolve));
-  });
-  return { url: `http://127.0.0.1:${(server.address() as AddressInfo).port}` };
+  const backend = await startHttp2Upstream(name, handler);
+  defer(() => backend.close());
+  return backend;
 }
 
 function connect(origin: string): http2.ClientHttp2Session {
