@@ -151,7 +151,11 @@ export class Cluster extends EventEmitter<ClusterEvents> {
     if (options.health !== undefined && options.health !== false) {
       // HTTP checks speak what the backends speak: HTTP/2 to HTTP/2 backends.
       const protocol = this.#poolOptions.protocol ?? 'http1';
-      if (protocol !== 'http1' && options.health.dispatcher === undefined && options.health.check === undefined) {
+      if (
+        protocol !== 'http1' &&
+        options.health.dispatcher === undefined &&
+        options.health.check === undefined
+      ) {
         this.#checkDispatcher = http2Dispatcher(this.#poolOptions);
       }
       const health = new HealthMonitor({

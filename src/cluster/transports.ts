@@ -37,16 +37,21 @@ function isReplayableStream(body: unknown): body is ReplayableStream {
 }
 
 /**
- * The body for attempt `n` (1 for the first): the body itself, or for a retry of a streamed body
- * its copy (a stream cannot be read twice). A retry only comes when idempotence allowed it, which
- * for such a stream means the copy is whole.
+ * The body for attempt `n` (1 for the first): the body itself, or for a later attempt of a streamed
+ * body its copy (a stream cannot be read twice). A retry only comes when idempotence allowed it,
+ * which for such a stream means the copy is whole; a requeue (never sent) may come anyway, and a
+ * stream already partly read by then cannot be sent: it fails instead of sending half a body.
  */
 function bodyOf(
   body: string | Uint8Array | Readable | null,
   n: number,
-): string | Uint8Array | Readable | null {
-  if (n === 1 || !isReplayableStream(body)) return body;
-  return body.replay() ?? body;
+): string | Uint8Array | Readable | null | McgravityError {
+  if (n === 1 || !(body instanceof Readable)) return body;
+  const copy = isReplayableStream(body) ? body.replay() : undefined;
+  if (copy !== undefined) return copy;
+  if (!body.readableDidRead) return body;
+  // No phase: final, neither retried nor requeued.
+  return new McgravityError('EUPSTREAM', 'the request body was partly sent and cannot be sent again');
 }
 
 function requestShape(
@@ -83,10 +88,11 @@ export function requestCall(
   const deadlines = timeoutMs === undefined || timeoutMs <= 0 ? undefined : source.deadlines(timeoutMs);
   let attempts = 0;
   const attempt = async (signal: AbortSignal): Promise<ClusterResponse> => {
+    const sentBody = bodyOf(body, ++attempts);
+    if (sentBody instanceof McgravityError) throw sentBody;
     const current = source.begin(options.key, tried, options.prefer, options.pin);
     current.enterPool();
     const endpoint = current.endpoint;
-    const sentBody = bodyOf(body, ++attempts);
     // The first-byte timeout is ours, to the millisecond (undici's timers tick every half second),
     // and runs from the dispatch: request() does not say when the request is written.
     const timeout = deadlines === undefined ? undefined : new AttemptTimeout(deadlines);
@@ -152,7 +158,12 @@ export function streamCall(
   let attempts = 0;
   const attempt = (signal: AbortSignal): Promise<ResponseRelay> =>
     new Promise<ResponseRelay>((resolve, reject) => {
-      dispatchOptions.body = bodyOf(body, ++attempts);
+      const sentBody = bodyOf(body, ++attempts);
+      if (sentBody instanceof McgravityError) {
+        reject(sentBody);
+        return;
+      }
+      dispatchOptions.body = sentBody;
       const current = source.begin(options.key, tried, options.prefer, options.pin);
       try {
         current.enterPool();

@@ -139,6 +139,36 @@ describe('HTTP/2 to backends (h2c)', () => {
     expect(stats.endpoints[0]?.pool.resent).toBeGreaterThan(0); // and refused streams were sent again
   });
 
+  it('sends a refused request elsewhere, but never a streamed body it had partly sent', async () => {
+    const refuser = await h2Backend('refuser', (req) => {
+      req.once('data', () => req.stream.close(http2.constants.NGHTTP2_REFUSED_STREAM));
+    });
+    const other = await h2Backend('other');
+    const cluster = createCluster({
+      backends: [
+        { url: refuser.url, id: 'refuser' },
+        { url: other.url, id: 'other' },
+      ],
+      balancer: 'round-robin',
+      pool: { protocol: 'h2c' },
+    });
+    defer(() => cluster.close({ timeoutMs: 100 }));
+    // A replayable body refused by the first backend is answered by the second.
+    const whole = await cluster.request({ method: 'POST', path: '/', body: 'abc', prefer: 'refuser' });
+    expect(await whole.body.text()).toBe('other POST /');
+    // A stream the first backend began to read cannot be sent again: the call fails, cleanly.
+    const chunks = async function* () {
+      yield Buffer.from('part one');
+      await new Promise((resolve) => setTimeout(resolve, 20));
+      yield Buffer.from('part two');
+    };
+    const error = await cluster
+      .request({ method: 'POST', path: '/', body: Readable.from(chunks()), prefer: 'refuser' })
+      .catch((e: unknown) => e);
+    expect((error as Error).message).toBe('the request body was partly sent and cannot be sent again');
+    expect(other.load.peak).toBe(1); // only the replayable request reached it
+  });
+
   it('fails a request as a reset when the backend resets its stream after answering', async () => {
     const backend = await h2Backend('a', (_req, res) => {
       res.writeHead(200);
