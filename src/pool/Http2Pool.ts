@@ -78,6 +78,8 @@ type Handler = Dispatcher.DispatchHandler & {
 interface Exchange {
   readonly options: Dispatcher.DispatchOptions;
   readonly handler: Handler;
+  /** What is sent: the options' body, or after a refusal the copy a streamed body kept of itself. */
+  body: Dispatcher.DispatchOptions['body'];
   /** Made at its first stream; the handler keeps it across a re-send. */
   controller: StreamController | undefined;
   /** Streams the backend refused so far. */
@@ -140,7 +142,7 @@ export class Http2Pool extends Dispatcher {
       );
       return false;
     }
-    this.#send({ options, handler: wrapped, controller: undefined, refusals: 0 });
+    this.#send({ options, handler: wrapped, body: options.body, controller: undefined, refusals: 0 });
     return true;
   }
 
@@ -288,7 +290,7 @@ export class Http2Pool extends Dispatcher {
       this.#authority,
       this.#origin.protocol === 'https:' ? 'https' : 'http',
     );
-    const body = options.body;
+    const body = exchange.body;
     let stream: http2.ClientHttp2Stream;
     try {
       stream = entry.session.request(headers, { endStream: body === null || body === undefined });
@@ -336,12 +338,10 @@ export class Http2Pool extends Dispatcher {
       if (!finished && refused(stream, answered)) {
         // Never processed (RFC 9113 §8.7): sent again on another connection, if its body can be.
         entry.draining = true;
-        if (
-          ++exchange.refusals < MAX_REFUSALS &&
-          replayable(body) &&
-          !controller.aborted &&
-          !this.#destroyed
-        ) {
+        const copy = replayable(body) ? undefined : keptCopy(body);
+        const canResend = replayable(body) || copy !== undefined;
+        if (++exchange.refusals < MAX_REFUSALS && canResend && !controller.aborted && !this.#destroyed) {
+          if (copy !== undefined) exchange.body = copy;
           finished = true;
           this.#resent++;
           this.#send(exchange);
@@ -365,6 +365,12 @@ function failQueued(exchange: Exchange, error: Error): void {
 /** A body that can be sent again: none, a string or bytes (a stream was consumed). */
 function replayable(body: Dispatcher.DispatchOptions['body']): boolean {
   return body === null || body === undefined || typeof body === 'string' || body instanceof Uint8Array;
+}
+
+/** The copy a streamed body kept of itself once it ended whole (the proxy's bodies do), if any. */
+function keptCopy(body: Dispatcher.DispatchOptions['body']): Buffer | undefined {
+  const replay = (body as { replay?: () => Buffer | undefined } | null | undefined)?.replay;
+  return typeof replay === 'function' ? replay.call(body) : undefined;
 }
 
 /** The backend refused the stream before answering (`REFUSED_STREAM`, or beyond a GOAWAY's last id). */

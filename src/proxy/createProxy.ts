@@ -30,7 +30,6 @@ import {
   proxyRequestEndChannel,
   proxyRequestStartChannel,
 } from '../observe/diagnostics.js';
-import { isIdempotentMethod } from '../retry/RetryPolicy.js';
 import { admit, consumeLimit, isRefusal, NO_ROUTE, RATE_LIMITED } from './admission.js';
 import { Affinity, checkKeyedAffinity } from './affinity.js';
 import { consumedBody, type LimitedBody, limitBody, readBody } from './body.js';
@@ -394,9 +393,17 @@ class ReverseProxy implements ProxyContract, UpgradeHost {
       } else if (hasBody && declared !== undefined && declared <= settings.maxReplayBytes) {
         body = await readBody(req, declared, sweeper, settings.clock);
       } else if (hasBody) {
-        // A call that may be retried keeps a copy of its body, so that a retry can send it again.
-        const keep = grpc || isIdempotentMethod(method) ? settings.maxReplayBytes : 0;
-        body = limitBody(req, res, requestId, settings.maxBodyBytes, sweeper, settings.clock, keep);
+        // A copy of the body, kept while it streams (up to maxReplayBytes), lets it be sent again: by
+        // a retry of a call that allows one, or after a backend refused it unprocessed (any method).
+        body = limitBody(
+          req,
+          res,
+          requestId,
+          settings.maxBodyBytes,
+          sweeper,
+          settings.clock,
+          settings.maxReplayBytes,
+        );
       }
       if (record !== undefined && body !== null) record.body = Buffer.isBuffer(body) ? body.length : body;
       const affinity = this.affinity.choose(cluster, req, admitted.from.client);

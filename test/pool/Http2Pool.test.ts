@@ -104,11 +104,14 @@ describe('HTTP/2 to backends (h2c)', () => {
   it('lets accepted streams finish on GOAWAY and sends refused ones again, losing no request of any method', async () => {
     let served = 0;
     const backend = await h2Backend('a', (req, res) => {
-      req.resume();
+      let body = '';
+      req.setEncoding('utf8').on('data', (chunk) => {
+        body += chunk;
+      });
       req.on('end', () => {
         // Every 40th request shuts its connection down gracefully, as a rolling restart would.
         if (++served % 40 === 0) req.stream.session?.close();
-        setTimeout(() => res.end(`ok ${req.method}`), 2);
+        setTimeout(() => res.end(`ok ${req.method} ${body}`), 2);
       });
     });
     const cluster = createCluster({ backends: [backend.url], pool: { protocol: 'h2c' } });
@@ -125,7 +128,7 @@ describe('HTTP/2 to backends (h2c)', () => {
             body: method === 'POST' ? 'data' : null,
           });
           const text = await response.body.text();
-          if (text !== `ok ${method}`) failures.push(text);
+          if (text !== `ok ${method} ${method === 'POST' ? 'data' : ''}`) failures.push(text);
         } catch (error) {
           failures.push(String(error));
         }

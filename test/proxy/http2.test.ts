@@ -318,10 +318,13 @@ describe.skipIf(skip !== undefined)(`HTTP/2 in front${skip === undefined ? '' : 
     const backends = await Promise.all(
       ['a', 'b'].map((name) =>
         h2cBackend(name, (req, res) => {
-          req.resume();
+          let body = '';
+          req.setEncoding('utf8').on('data', (chunk) => {
+            body += chunk;
+          });
           req.on('end', () => {
             if (++served % 50 === 0) req.stream.session?.close(); // a graceful restart, now and then
-            setTimeout(() => res.end(`${name} ${req.method}`), 1);
+            setTimeout(() => res.end(`${name} ${req.method} ${body}`), 1);
           });
         }),
       ),
@@ -340,7 +343,9 @@ describe.skipIf(skip !== undefined)(`HTTP/2 in front${skip === undefined ? '' : 
           { ':path': '/', ':method': method },
           method === 'POST' ? 'data' : undefined,
         );
-        if (answer.status !== 200 || !answer.body.endsWith(method))
+        // A request sent again after a refusal carries its whole body, not what was left of it.
+        const expected = method === 'POST' ? `${method} data` : `${method} `;
+        if (answer.status !== 200 || !answer.body.endsWith(expected))
           failures.push(`${answer.status} ${answer.body}`);
       }
     };
