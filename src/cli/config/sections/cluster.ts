@@ -406,14 +406,14 @@ export const discovery = z
 
 export const cluster = z
   .strictObject({
-    protocol: z.enum(['http1', 'h2', 'h2c', 'grpc', 'tcp']).default('http1').meta({
-      description:
-        'How backends are spoken to: `http1`, `h2` (HTTP/2 over TLS, `https://` backends), `h2c` (cleartext HTTP/2), `grpc` (HTTP/2: h2c, or h2 for `https://` backends), or `tcp` (connections relayed, for a `tcp` listener).',
-    }),
     load_balancing: z
       .enum(LOAD_BALANCING)
       .default('least_request')
       .meta({ description: 'The algorithm (see docs/algorithms.md); `geographic` prefers `global.zone`.' }),
+    protocol: z.enum(['http1', 'h2', 'h2c', 'grpc', 'tcp']).default('http1').meta({
+      description:
+        'How backends are spoken to: `http1`, `h2` (HTTP/2 over TLS, `https://` backends), `h2c` (cleartext HTTP/2), `grpc` (HTTP/2: h2c, or h2 for `https://` backends), or `tcp` (connections relayed, for a `tcp` listener).',
+    }),
     backends: z
       .array(backend)
       .default([])
