@@ -30,6 +30,8 @@ function ignoreError(): void {}
  */
 export interface ReplayableStream extends Readable {
   replay(): Buffer | undefined;
+  /** The copy once the stream has ended whole, or undefined once it cannot be. */
+  replayWhenEnded?(): Promise<Buffer | undefined>;
 }
 
 function isReplayableStream(body: unknown): body is ReplayableStream {
@@ -39,19 +41,20 @@ function isReplayableStream(body: unknown): body is ReplayableStream {
 /**
  * The body for attempt `n` (1 for the first): the body itself, or for a later attempt of a streamed
  * body its copy (a stream cannot be read twice). A retry only comes when idempotence allowed it,
- * which for such a stream means the copy is whole; a requeue (never sent) may come anyway, and a
- * stream already partly read by then cannot be sent: it fails instead of sending half a body.
+ * which for such a stream means the copy is whole; a requeue (never sent) may come anyway, and then
+ * waits for a stream still arriving to end within its copy's bound. A stream already partly read
+ * that cannot be replayed is not sent again: the call fails instead of sending half a body.
  */
-function bodyOf(
+async function bodyOf(
   body: string | Uint8Array | Readable | null,
   n: number,
-): string | Uint8Array | Readable | null | McgravityError {
+): Promise<string | Uint8Array | Readable | null> {
   if (n === 1 || !(body instanceof Readable)) return body;
-  const copy = isReplayableStream(body) ? body.replay() : undefined;
+  const copy = isReplayableStream(body) ? (body.replay() ?? (await body.replayWhenEnded?.())) : undefined;
   if (copy !== undefined) return copy;
   if (!body.readableDidRead) return body;
   // No phase: final, neither retried nor requeued.
-  return new McgravityError('EUPSTREAM', 'the request body was partly sent and cannot be sent again');
+  throw new McgravityError('EUPSTREAM', 'the request body was partly sent and cannot be sent again');
 }
 
 function requestShape(
@@ -88,8 +91,8 @@ export function requestCall(
   const deadlines = timeoutMs === undefined || timeoutMs <= 0 ? undefined : source.deadlines(timeoutMs);
   let attempts = 0;
   const attempt = async (signal: AbortSignal): Promise<ClusterResponse> => {
-    const sentBody = bodyOf(body, ++attempts);
-    if (sentBody instanceof McgravityError) throw sentBody;
+    attempts++;
+    const sentBody = attempts === 1 ? body : await bodyOf(body, attempts);
     const current = source.begin(options.key, tried, options.prefer, options.pin);
     current.enterPool();
     const endpoint = current.endpoint;
@@ -156,13 +159,16 @@ export function streamCall(
       ? undefined
       : source.deadlines(options.headersTimeoutMs);
   let attempts = 0;
-  const attempt = (signal: AbortSignal): Promise<ResponseRelay> =>
+  const attempt = (signal: AbortSignal): Promise<ResponseRelay> => {
+    // The first attempt sends the body as it is; a later one may wait for a stream's copy.
+    if (++attempts === 1) return dispatchAttempt(signal, body);
+    return bodyOf(body, attempts).then((sent) => dispatchAttempt(signal, sent));
+  };
+  const dispatchAttempt = (
+    signal: AbortSignal,
+    sentBody: string | Uint8Array | Readable | null,
+  ): Promise<ResponseRelay> =>
     new Promise<ResponseRelay>((resolve, reject) => {
-      const sentBody = bodyOf(body, ++attempts);
-      if (sentBody instanceof McgravityError) {
-        reject(sentBody);
-        return;
-      }
       dispatchOptions.body = sentBody;
       const current = source.begin(options.key, tried, options.prefer, options.pin);
       try {

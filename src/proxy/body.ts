@@ -56,6 +56,11 @@ export interface LimitedBody extends Transform {
   readonly received: number;
   /** The whole body, when it has ended within the bytes kept for a retry; otherwise undefined. */
   replay(): Buffer | undefined;
+  /**
+   * The whole body once it has ended within the bytes kept, or undefined as soon as it cannot be
+   * (it grew past them, failed, or keeps no copy): for a request sent again while its body streams.
+   */
+  replayWhenEnded(): Promise<Buffer | undefined>;
 }
 
 /**
@@ -80,7 +85,10 @@ export function limitBody(
       limiter.received += chunk.length;
       if (kept !== undefined) {
         if (limiter.received <= keepBytes) kept.push(chunk);
-        else kept = undefined; // too long to keep: it cannot be replayed
+        else {
+          kept = undefined; // too long to keep: it cannot be replayed
+          limiter.emit('data-kept-overflow');
+        }
       }
       if (limiter.received > maxBytes) {
         const error = new McgravityError('EBODYTOOLARGE', `request body over ${maxBytes} bytes`);
@@ -96,9 +104,27 @@ export function limitBody(
       kept = undefined;
       callback();
     },
-  }) as Transform & { received: number; replay(): Buffer | undefined };
+  }) as Transform & {
+    received: number;
+    replay(): Buffer | undefined;
+    replayWhenEnded(): Promise<Buffer | undefined>;
+  };
   limiter.received = 0;
   limiter.replay = () => whole;
+  limiter.replayWhenEnded = () => {
+    if (whole !== undefined || kept === undefined) return Promise.resolve(whole);
+    return new Promise((resolve) => {
+      const settle = () => {
+        limiter.off('finish', settle);
+        limiter.off('close', settle);
+        limiter.off('data-kept-overflow', settle);
+        resolve(whole);
+      };
+      limiter.once('finish', settle); // the writable side ended: flush() has made the copy
+      limiter.once('close', settle);
+      limiter.once('data-kept-overflow', settle);
+    });
+  };
   // A client that stops sending its body mid-way holds an upstream request open: cut it.
   const watched: Watched = sweeper.watch(() => {
     closeAfter(res);

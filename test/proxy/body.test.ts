@@ -2,11 +2,17 @@
  * Request bodies behind Express body parsers: what a parser already read is sent on, re-encoded,
  * with a Content-Length that matches; what cannot be sent fails at once with a 500 that says why.
  */
+import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { PassThrough } from 'node:stream';
 import express from 'express';
 import { request } from 'undici';
 import { describe, expect, it } from 'vitest';
+import { systemClock } from '../../src/core/clock.js';
+import { limitBody } from '../../src/proxy/body.js';
 import { createProxy } from '../../src/proxy/createProxy.js';
+import { IdleSweeper } from '../../src/proxy/IdleSweeper.js';
+import { flush } from '../helpers/async.js';
 import { cleanupAfterEach } from '../helpers/cleanup.js';
 import { startUpstream } from '../helpers/upstreams.js';
 
@@ -85,5 +91,42 @@ describe('bodies already read by a parser', () => {
     });
     expect(answer.ms).toBeLessThan(5_000); // never the idle timeout's minute
     expect(received).toHaveLength(0);
+  });
+});
+
+describe('the copy a streamed body keeps', () => {
+  /** A limited body fed by a stand-in request the test writes to. */
+  function streamed(keepBytes: number) {
+    const req = new PassThrough() as PassThrough & IncomingMessage;
+    const res = { setHeader() {}, headersSent: false } as unknown as ServerResponse;
+    const sweeper = new IdleSweeper(60_000, systemClock);
+    const body = limitBody(req, res, undefined, 1_000_000, sweeper, systemClock, keepBytes);
+    body.resume(); // read as a backend would
+    return { req, body, sweeper };
+  }
+
+  it('gives the whole body once it has ended within the bound, waiting for the end if asked early', async () => {
+    const { req, body, sweeper } = streamed(16);
+    req.write('part one ');
+    await flush();
+    expect(body.replay()).toBeUndefined(); // not ended yet
+    const later = body.replayWhenEnded();
+    req.end('two');
+    expect((await later)?.toString()).toBe('part one two');
+    expect(body.replay()?.toString()).toBe('part one two');
+    sweeper.close();
+  });
+
+  it('gives nothing for a body longer than the bound, as soon as it grows past it', async () => {
+    const { req, body, sweeper } = streamed(8);
+    req.write('12345');
+    await flush();
+    const later = body.replayWhenEnded();
+    req.write('67890'); // past 8 bytes: no copy, and the waiter hears it without waiting for the end
+    expect(await later).toBeUndefined();
+    req.end();
+    await flush();
+    expect(body.replay()).toBeUndefined();
+    sweeper.close();
   });
 });
