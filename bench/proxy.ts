@@ -1,8 +1,10 @@
 /**
  * Proxy throughput and latency with autocannon, all in one run against the same two upstreams:
- * direct to one upstream (the ceiling), mcgravity, the mcgravity command with a JSON access log
- * (`mcgravity-cli`, compared with createProxy for CPU per request), http-proxy (with a keep-alive agent),
- * @fastify/reply-from, and nginx when it is installed (keepalive upstream). Each proxy runs in its
+ * direct to one upstream (the ceiling), mcgravity (createProxy with its defaults), `undici` (the
+ * 30-line proxy a careful engineer writes with node:http and undici's Pool.stream(), the baseline of
+ * the "CPU vs undici" column), the mcgravity command with a JSON access log (`mcgravity-cli`,
+ * compared with createProxy for CPU per request), http-proxy and http-proxy-3 (with a keep-alive
+ * agent), @fastify/reply-from, and nginx when it is installed (keepalive upstream). Each proxy runs in its
  * own process; the upstreams in another; autocannon in this one. 32 connections.
  *
  * These machines change speed by up to half over tens of seconds, so the targets are measured in
@@ -88,7 +90,7 @@ async function measure(url: string, pid: number | undefined): Promise<Sample> {
 export async function runProxyBench(): Promise<string> {
   const upstream = await start(['upstream']);
   const ports = upstream.line.split(' ').slice(1).map(Number);
-  const kinds = ['mcgravity', 'mcgravity-cli', 'http-proxy', 'reply-from'];
+  const kinds = ['mcgravity', 'undici', 'mcgravity-cli', 'http-proxy', 'http-proxy-3', 'reply-from'];
   // Another build of mcgravity (MCGRAVITY_BASELINE=path/to/dist/index.js), to compare two versions
   // side by side in one run, as a change that must not cost throughput is measured.
   if (process.env.MCGRAVITY_BASELINE !== undefined) kinds.splice(1, 0, 'mcgravity-baseline');
@@ -129,6 +131,12 @@ export async function runProxyBench(): Promise<string> {
     median(own.map((sample, round) => sample.rps / (base[round]?.rps ?? Number.NaN)));
   const direct = samplesOf('direct (one upstream)');
   const httpProxy = samplesOf('http-proxy');
+  const handWritten = samplesOf('undici');
+  // CPU per request against the hand-written undici proxy, per round, then the median.
+  const cpuRatio = (own: readonly Sample[]) =>
+    median(
+      own.map((sample, round) => (sample.cpuUs ?? Number.NaN) / (handWritten[round]?.cpuUs ?? Number.NaN)),
+    );
   const rows = targets.map(({ name, samples }) => {
     const cpu = samples.map((s) => s.cpuUs).filter((v): v is number => v !== undefined);
     // Latency percentiles over every turn's samples together: a p99 of one short turn rests on a few
@@ -142,21 +150,32 @@ export async function runProxyBench(): Promise<string> {
       quantile(latencies, 0.5).toFixed(0),
       quantile(latencies, 0.99).toFixed(0),
       cpu.length === 0 ? '–' : median(cpu).toFixed(0),
+      cpu.length === 0 ? '–' : `${cpuRatio(samples).toFixed(2)}×`,
       String(samples.reduce((sum, s) => sum + s.errors, 0)),
     ];
   });
   // The command with its access log against the library without one: CPU per request, per round.
-  const cpuRatio = median(
+  const cliRatio = median(
     samplesOf('mcgravity-cli').map(
       (sample, round) => (sample.cpuUs ?? Number.NaN) / (samplesOf('mcgravity')[round]?.cpuUs ?? Number.NaN),
     ),
   );
   const table = printTable(
     `Proxy: autocannon, ${CONNECTIONS} connections, ${ROUNDS} interleaved rounds of ${DURATION_S} s per target after a ${WARMUP_S} s warm-up; medians, ratios per round; 2 upstreams (nginx ${nginx ? 'included' : 'not installed'})`,
-    ['target', 'req/s', 'vs direct', 'vs http-proxy', 'p50 µs', 'p99 µs', 'proxy CPU µs/req', 'errors'],
+    [
+      'target',
+      'req/s',
+      'vs direct',
+      'vs http-proxy',
+      'p50 µs',
+      'p99 µs',
+      'proxy CPU µs/req',
+      'CPU vs undici',
+      'errors',
+    ],
     rows,
   );
-  const line = `mcgravity-cli (the command, JSON access log to a file) spends ${cpuRatio.toFixed(2)}× the CPU per request of mcgravity (createProxy, no log); median of per-round ratios.\n`;
+  const line = `mcgravity-cli (the command, JSON access log to a file) spends ${cliRatio.toFixed(2)}× the CPU per request of mcgravity (createProxy, no log); median of per-round ratios.\n`;
   console.log(line);
   return table + line;
 }

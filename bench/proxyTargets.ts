@@ -67,9 +67,10 @@ switch (role) {
         ? pathToFileURL(process.env.MCGRAVITY_BASELINE ?? '').href
         : new URL('../dist/index.js', import.meta.url).href;
     const { createProxy } = (await import(dist)) as typeof import('../src/index.js');
+    // Every default on (outlier detection, retries and their budget, request ids, X-Forwarded-*,
+    // latency windows, metrics); only the balancer and the pool size are chosen, as every row's are.
     const proxy = createProxy({
       cluster: { backends: upstreams, balancer: 'round-robin', pool: { connections: 64 } },
-      requestId: false,
     });
     const server = await proxy.listen(0);
     ready((server.address() as AddressInfo).port);
@@ -77,8 +78,8 @@ switch (role) {
   }
   case 'mcgravity-cli': {
     // The command as an operator runs it (the built dist/cli.js), with a JSON access log to a file,
-    // and otherwise the options of the `mcgravity` row (no request id), so that the difference
-    // between the two rows is the command and its access log.
+    // and otherwise the options of the `mcgravity` row, so that the difference between the two rows
+    // is the command and its access log.
     const port = Number(ports.pop());
     const dir = mkdtempSync(join(tmpdir(), 'mcgravity-cli-bench-'));
     writeFileSync(
@@ -89,7 +90,7 @@ clusters:
     load_balancing: round_robin
     connection_pool: { max_connections: 64 }
     backends: [${ports.map((p) => `{ address: "127.0.0.1:${p}" }`).join(', ')}]
-listeners: [{ name: web, address: "127.0.0.1:${port}", cluster: bench, request_id: false }]
+listeners: [{ name: web, address: "127.0.0.1:${port}", cluster: bench }]
 access_log: { path: ${join(dir, 'access.log')} }
 `,
     );
@@ -104,6 +105,66 @@ access_log: { path: ${join(dir, 'access.log')} }
     });
     await answering(port, 200);
     ready(port);
+    break;
+  }
+  case 'undici': {
+    // The baseline a careful engineer writes in 30 lines: node:http in front, undici's Pool.stream()
+    // behind, round robin, hop-by-hop headers out, 502 on failure, and nothing else.
+    const { Pool } = await import('undici');
+    const pools = upstreams.map((origin) => new Pool(origin, { connections: 64 }));
+    const hopByHop = new Set([
+      'connection',
+      'keep-alive',
+      'transfer-encoding',
+      'upgrade',
+      'proxy-connection',
+      'te',
+      'trailer',
+    ]);
+    const endToEnd = (headers: Record<string, string | string[] | undefined>) => {
+      const out: Record<string, string | string[]> = {};
+      for (const name in headers) {
+        const value = headers[name];
+        if (value !== undefined && !hopByHop.has(name)) out[name] = value;
+      }
+      return out;
+    };
+    let next = 0;
+    const server = http.createServer((req, res) => {
+      const pool = pools[next++ % pools.length] as InstanceType<typeof Pool>;
+      const hasBody =
+        req.headers['content-length'] !== undefined || req.headers['transfer-encoding'] !== undefined;
+      pool.stream(
+        {
+          method: req.method as 'GET',
+          path: req.url ?? '/',
+          headers: endToEnd(req.headers),
+          body: hasBody ? req : null,
+        },
+        ({ statusCode, headers }) => {
+          res.writeHead(statusCode, endToEnd(headers));
+          return res;
+        },
+        (error) => {
+          if (error !== null && !res.headersSent) res.writeHead(502).end();
+        },
+      );
+    });
+    ready(await listen(server));
+    break;
+  }
+  case 'http-proxy-3': {
+    const { createProxyServer } = await import('http-proxy-3');
+    const agent = new http.Agent({ keepAlive: true, maxSockets: 64 });
+    const proxy = createProxyServer({ agent, xfwd: true });
+    let next = 0;
+    const server = http.createServer((req, res) => {
+      const target = upstreams[next++ % upstreams.length] as string;
+      proxy.web(req, res, { target }, () => {
+        res.writeHead(502).end();
+      });
+    });
+    ready(await listen(server));
     break;
   }
   case 'http-proxy': {
