@@ -321,14 +321,45 @@ function retryingCall<T>(
   options: ClusterRequestOptions,
   tried: Set<string>,
 ): RetryingCall<T> {
-  return {
+  return new Call(
     attempt,
-    get idempotent() {
-      return idempotenceOf(idempotent);
-    },
-    signal: options.signal,
+    idempotent,
+    options.signal,
     tried,
-    excluded: options.exclude?.size ?? 0,
-    pinned: options.pin !== undefined,
-  };
+    options.exclude?.size ?? 0,
+    options.pin !== undefined,
+  );
+}
+
+/**
+ * A call as the retry machinery sees it. A class, so that every call has one shape and its
+ * `idempotent` getter lives on the prototype (an object literal with a getter is slow to make).
+ */
+class Call<T> implements RetryingCall<T> {
+  readonly attempt: (signal: AbortSignal) => Promise<T>;
+  readonly #idempotent: Idempotence;
+  readonly signal: AbortSignal | undefined;
+  readonly tried: ReadonlySet<string>;
+  readonly excluded: number;
+  readonly pinned: boolean;
+
+  constructor(
+    attempt: (signal: AbortSignal) => Promise<T>,
+    idempotent: Idempotence,
+    signal: AbortSignal | undefined,
+    tried: ReadonlySet<string>,
+    excluded: number,
+    pinned: boolean,
+  ) {
+    this.attempt = attempt;
+    this.#idempotent = idempotent;
+    this.signal = signal;
+    this.tried = tried;
+    this.excluded = excluded;
+    this.pinned = pinned;
+  }
+
+  get idempotent(): boolean {
+    return idempotenceOf(this.#idempotent);
+  }
 }

@@ -3,7 +3,9 @@
  * activity (a number write per chunk, no timer reset, no allocation), or offers a progress counter
  * that the sweep reads (no work per chunk at all), and a sweep every `idleMs / 4` (at least every
  * second when idleMs allows) cuts the ones idle too long. The precision is a quarter of the
- * timeout, which is what an idle timeout needs.
+ * timeout, which is what an idle timeout needs. The watched streams sit in an intrusive linked list
+ * (each entry carries its links), so starting and stopping a watch is a few pointer writes: no
+ * hashing, and none of the rehashing a Set does as it grows and shrinks with the load.
  */
 import type { Clock } from '../core/clock.js';
 
@@ -14,13 +16,16 @@ export interface Watched {
   /** A counter that grows while the stream moves (bytes relayed); the sweep notes any change. */
   readonly progress?: () => number;
   lastProgress: number;
+  /** The sweeper's links while watched. */
+  prev: Watched | undefined;
+  next: Watched | undefined;
 }
 
 /** Cuts streams that stay idle longer than `idleMs`. */
 export class IdleSweeper {
   readonly #idleMs: number;
   readonly #clock: Clock;
-  readonly #watched = new Set<Watched>();
+  #head: Watched | undefined;
   #timer: unknown;
 
   constructor(idleMs: number, clock: Clock) {
@@ -33,25 +38,39 @@ export class IdleSweeper {
    * or `progress` returns a counter that grows with it.
    */
   watch(onIdle: () => void, progress?: () => number): Watched {
+    const head = this.#head;
     const entry: Watched =
       progress === undefined
-        ? { lastActivity: this.#clock.now(), onIdle, lastProgress: 0 }
-        : { lastActivity: this.#clock.now(), onIdle, progress, lastProgress: progress() };
-    this.#watched.add(entry);
+        ? { lastActivity: this.#clock.now(), onIdle, lastProgress: 0, prev: undefined, next: head }
+        : {
+            lastActivity: this.#clock.now(),
+            onIdle,
+            progress,
+            lastProgress: progress(),
+            prev: undefined,
+            next: head,
+          };
+    if (head !== undefined) head.prev = entry;
+    this.#head = entry;
     if (this.#timer === undefined) this.#schedule();
     return entry;
   }
 
-  /** Stops watching. */
+  /** Stops watching (nothing happens if `entry` is not watched). */
   unwatch(entry: Watched): void {
-    this.#watched.delete(entry);
+    const { prev, next } = entry;
+    if (prev === undefined && this.#head !== entry) return;
+    if (prev === undefined) this.#head = next;
+    else prev.next = next;
+    if (next !== undefined) next.prev = prev;
+    entry.prev = entry.next = undefined;
   }
 
   /** Stops the sweeps. */
   close(): void {
     this.#clock.clearTimeout(this.#timer);
     this.#timer = undefined;
-    this.#watched.clear();
+    this.#head = undefined;
   }
 
   #schedule(): void {
@@ -61,20 +80,24 @@ export class IdleSweeper {
   #sweep(): void {
     this.#timer = undefined;
     const now = this.#clock.now();
-    for (const entry of this.#watched) {
+    let entry = this.#head;
+    while (entry !== undefined) {
+      const next = entry.next; // taken first: onIdle may unwatch others, or this one
       if (entry.progress !== undefined) {
         const progress = entry.progress();
         if (progress !== entry.lastProgress) {
           entry.lastProgress = progress;
           entry.lastActivity = now;
+          entry = next;
           continue;
         }
       }
       if (now - entry.lastActivity >= this.#idleMs) {
-        this.#watched.delete(entry);
+        this.unwatch(entry);
         entry.onIdle();
       }
+      entry = next;
     }
-    if (this.#watched.size > 0) this.#schedule();
+    if (this.#head !== undefined) this.#schedule();
   }
 }
