@@ -153,24 +153,22 @@ access_log: { path: ${join(dir, 'access.log')} }
     ready(await listen(server));
     break;
   }
-  case 'http-proxy-3': {
-    const { createProxyServer } = await import('http-proxy-3');
-    const agent = new http.Agent({ keepAlive: true, maxSockets: 64 });
-    const proxy = createProxyServer({ agent, xfwd: true });
-    let next = 0;
-    const server = http.createServer((req, res) => {
-      const target = upstreams[next++ % upstreams.length] as string;
-      proxy.web(req, res, { target }, () => {
-        res.writeHead(502).end();
-      });
-    });
-    ready(await listen(server));
-    break;
-  }
+  case 'http-proxy-3':
   case 'http-proxy': {
-    const { default: httpProxy } = await import('http-proxy');
+    // The same server for both: http-proxy-3 is the rewrite of http-proxy, with its API.
+    type WebProxy = {
+      web(
+        req: http.IncomingMessage,
+        res: http.ServerResponse,
+        options: { target: string },
+        onError: () => void,
+      ): void;
+    };
     const agent = new http.Agent({ keepAlive: true, maxSockets: 64 });
-    const proxy = httpProxy.createProxyServer({ agent, xfwd: true });
+    const proxy: WebProxy =
+      role === 'http-proxy'
+        ? (await import('http-proxy')).default.createProxyServer({ agent, xfwd: true })
+        : (await import('http-proxy-3')).createProxyServer({ agent, xfwd: true });
     let next = 0;
     const server = http.createServer((req, res) => {
       const target = upstreams[next++ % upstreams.length] as string;
