@@ -29,19 +29,36 @@ const DURATION_S = 2;
 const LATENCY_S = 1;
 const ROUNDS = 10;
 
+/** What each turn sends: GETs, or POSTs of a 1 KiB body. */
+interface Workload {
+  readonly name: string;
+  readonly method: 'GET' | 'POST';
+  readonly body: string | undefined;
+  readonly rounds: number;
+}
+
+const WORKLOADS: readonly Workload[] = [
+  { name: 'GET', method: 'GET', body: undefined, rounds: ROUNDS },
+  { name: 'POST 1 KiB', method: 'POST', body: 'x'.repeat(1024), rounds: 6 },
+];
+
 /**
  * Latency percentiles in microseconds (autocannon reports whole milliseconds, too coarse to tell
  * the Node proxies apart): a closed loop of CONNECTIONS workers on one undici pool for `seconds`,
  * each request timed with hrtime.
  */
-async function fineLatency(url: string, seconds: number): Promise<number[]> {
+async function fineLatency(url: string, seconds: number, work: Workload): Promise<number[]> {
   const pool = new Pool(new URL(url).origin, { connections: CONNECTIONS });
   const samples: number[] = [];
   const deadline = performance.now() + seconds * 1000;
   const worker = async () => {
     while (performance.now() < deadline) {
       const start = process.hrtime.bigint();
-      const response = await pool.request({ method: 'GET', path: '/' });
+      const response = await pool.request({
+        method: work.method,
+        path: '/',
+        ...(work.body === undefined ? {} : { body: work.body, headers: { 'content-type': 'text/plain' } }),
+      });
       await response.body.dump();
       samples.push(Number(process.hrtime.bigint() - start) / 1000);
     }
@@ -60,8 +77,19 @@ function start(args: string[]): Promise<{ child: ChildProcess; line: string }> {
   return spawnTarget(TARGETS, args);
 }
 
-async function load(url: string, duration: number): Promise<autocannon.Result> {
-  return autocannon({ url, connections: CONNECTIONS, duration, pipelining: 1 });
+async function load(
+  url: string,
+  duration: number,
+  work: Workload = WORKLOADS[0] as Workload,
+): Promise<autocannon.Result> {
+  return autocannon({
+    url,
+    connections: CONNECTIONS,
+    duration,
+    pipelining: 1,
+    method: work.method,
+    ...(work.body === undefined ? {} : { body: work.body, headers: { 'content-type': 'text/plain' } }),
+  });
 }
 
 interface Sample {
@@ -73,11 +101,11 @@ interface Sample {
 }
 
 /** One turn of a target: autocannon with the CPU the target spent, then fine latency. */
-async function measure(url: string, pid: number | undefined): Promise<Sample> {
+async function measure(url: string, pid: number | undefined, work: Workload): Promise<Sample> {
   const before = pid === undefined ? 0 : treeCpuTicks(pid);
-  const result = await load(url, DURATION_S);
+  const result = await load(url, DURATION_S, work);
   const cpuMs = pid === undefined ? 0 : (treeCpuTicks(pid) - before) * 10;
-  const latencies = await fineLatency(url, LATENCY_S);
+  const latencies = await fineLatency(url, LATENCY_S, work);
   return {
     rps: result.requests.total / DURATION_S,
     errors: result.errors + result.non2xx,
@@ -96,8 +124,8 @@ export async function runProxyBench(): Promise<string> {
   if (process.env.MCGRAVITY_BASELINE !== undefined) kinds.splice(1, 0, 'mcgravity-baseline');
   const nginx = spawnSync('nginx', ['-v']).status === 0;
   if (nginx) kinds.push('nginx');
-  const targets: { name: string; url: string; child?: ChildProcess; samples: Sample[] }[] = [
-    { name: 'direct (one upstream)', url: `http://127.0.0.1:${ports[0]}/`, samples: [] },
+  const targets: { name: string; url: string; child?: ChildProcess; samples: Map<string, Sample[]> }[] = [
+    { name: 'direct (one upstream)', url: `http://127.0.0.1:${ports[0]}/`, samples: new Map() },
   ];
   try {
     // Every target runs for the whole benchmark (idle until its turn); rounds interleave them, each
@@ -109,15 +137,19 @@ export async function runProxyBench(): Promise<string> {
         name: kind,
         url: `http://127.0.0.1:${target.line.split(' ')[1]}/`,
         child: target.child,
-        samples: [],
+        samples: new Map(),
       });
     }
     for (const target of targets) await load(target.url, WARMUP_S);
-    for (let round = 0; round < ROUNDS; round++) {
-      for (let i = 0; i < targets.length; i++) {
-        const target = targets[(i + round) % targets.length] as (typeof targets)[number];
-        target.samples.push(await measure(target.url, target.child?.pid));
-        process.stderr.write('.');
+    for (const work of WORKLOADS) {
+      for (let round = 0; round < work.rounds; round++) {
+        for (let i = 0; i < targets.length; i++) {
+          const target = targets[(i + round) % targets.length] as (typeof targets)[number];
+          const samples = target.samples.get(work.name) ?? [];
+          target.samples.set(work.name, samples);
+          samples.push(await measure(target.url, target.child?.pid, work));
+          process.stderr.write('.');
+        }
       }
     }
   } finally {
@@ -125,7 +157,26 @@ export async function runProxyBench(): Promise<string> {
     upstream.child.kill('SIGTERM');
   }
   process.stderr.write('\n');
-  const samplesOf = (name: string) => targets.find((t) => t.name === name)?.samples ?? [];
+  const tables = WORKLOADS.map((work) => tableOf(work, targets, nginx));
+  // The command with its access log against the library without one: CPU per request, per round.
+  const samplesOf = (name: string) => targets.find((t) => t.name === name)?.samples.get('GET') ?? [];
+  const cliRatio = median(
+    samplesOf('mcgravity-cli').map(
+      (sample, round) => (sample.cpuUs ?? Number.NaN) / (samplesOf('mcgravity')[round]?.cpuUs ?? Number.NaN),
+    ),
+  );
+  const line = `mcgravity-cli (the command, JSON access log to a file) spends ${cliRatio.toFixed(2)}× the CPU per request of mcgravity (createProxy, no log), GET; median of per-round ratios.\n`;
+  console.log(line);
+  return `${tables.join('\n')}\n${line}`;
+}
+
+/** The table of one workload: every target's rows, with ratios per round. */
+function tableOf(
+  work: Workload,
+  targets: readonly { name: string; samples: Map<string, Sample[]> }[],
+  nginx: boolean,
+): string {
+  const samplesOf = (name: string) => targets.find((t) => t.name === name)?.samples.get(work.name) ?? [];
   // A ratio per round, between turns moments apart, then the median: slow spells cancel out.
   const ratio = (own: readonly Sample[], base: readonly Sample[]) =>
     median(own.map((sample, round) => sample.rps / (base[round]?.rps ?? Number.NaN)));
@@ -137,10 +188,11 @@ export async function runProxyBench(): Promise<string> {
     median(
       own.map((sample, round) => (sample.cpuUs ?? Number.NaN) / (handWritten[round]?.cpuUs ?? Number.NaN)),
     );
-  const rows = targets.map(({ name, samples }) => {
+  const rows = targets.map(({ name }) => {
+    const samples = samplesOf(name);
     const cpu = samples.map((s) => s.cpuUs).filter((v): v is number => v !== undefined);
     // Latency percentiles over every turn's samples together: a p99 of one short turn rests on a few
-    // dozen requests, of all ten on thousands.
+    // dozen requests, of all the rounds on thousands.
     const latencies = samples.flatMap((s) => s.latencies).sort((a, b) => a - b);
     return [
       name === 'mcgravity' ? name : `_${name}_`,
@@ -154,14 +206,8 @@ export async function runProxyBench(): Promise<string> {
       String(samples.reduce((sum, s) => sum + s.errors, 0)),
     ];
   });
-  // The command with its access log against the library without one: CPU per request, per round.
-  const cliRatio = median(
-    samplesOf('mcgravity-cli').map(
-      (sample, round) => (sample.cpuUs ?? Number.NaN) / (samplesOf('mcgravity')[round]?.cpuUs ?? Number.NaN),
-    ),
-  );
-  const table = printTable(
-    `Proxy: autocannon, ${CONNECTIONS} connections, ${ROUNDS} interleaved rounds of ${DURATION_S} s per target after a ${WARMUP_S} s warm-up; medians, ratios per round; 2 upstreams (nginx ${nginx ? 'included' : 'not installed'})`,
+  return printTable(
+    `Proxy, ${work.name}: autocannon, ${CONNECTIONS} connections, ${work.rounds} interleaved rounds of ${DURATION_S} s per target after a ${WARMUP_S} s warm-up; medians, ratios per round; 2 upstreams (nginx ${nginx ? 'included' : 'not installed'})`,
     [
       'target',
       'req/s',
@@ -175,7 +221,4 @@ export async function runProxyBench(): Promise<string> {
     ],
     rows,
   );
-  const line = `mcgravity-cli (the command, JSON access log to a file) spends ${cliRatio.toFixed(2)}× the CPU per request of mcgravity (createProxy, no log); median of per-round ratios.\n`;
-  console.log(line);
-  return table + line;
 }
