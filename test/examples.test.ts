@@ -95,6 +95,11 @@ const expectations: Record<string, (stdout: string) => void> = {
     expect(out).toMatch(/after b stopped: (?:a c a c|c a c a)\n/);
     expect(out).toContain('done');
   },
+  'workers.ts': (out) => {
+    expect(out).toMatch(/2 workers listen on port \d+/);
+    expect(out).toContain('requests were served by 2 different workers');
+    expect(out).toContain('done');
+  },
   'custom-balancer.ts': (out) => {
     expect(out).toContain('embeddings: gpu-1=30');
     expect(out).toContain('search:     gpu-1 search-1 search-2');
