@@ -1,5 +1,5 @@
 /**
- * `npm run bench [suite…]`: runs the benchmark suites and prints their tables. Suites: pick, disruption, resilience, proxy, mcp, headers, protocols.
+ * `npm run bench [suite…]`: runs the benchmark suites and prints their tables. Suites: pick, disruption, resilience, proxy, mcp, headers, protocols, memory.
  * Run with `--expose-gc` (the npm script does) so heap figures start from a collected heap.
  */
 
@@ -7,6 +7,7 @@ import { runDisruptionBench } from './disruption.js';
 import { machineLine } from './harness.js';
 import { runHeadersBench } from './headers.js';
 import { runMcpBench } from './mcp.js';
+import { runMemoryBench } from './memory.js';
 import { runPickBench } from './pick.js';
 import { runProtocolsBench } from './protocols.js';
 import { runProxyBench } from './proxy.js';
@@ -20,6 +21,7 @@ const suites: Record<string, () => string | Promise<string>> = {
   mcp: runMcpBench,
   headers: runHeadersBench,
   protocols: runProtocolsBench,
+  memory: runMemoryBench,
 };
 
 const wanted = process.argv.slice(2);
