@@ -20,6 +20,7 @@
  * Requests come in through `dispatch()` with either of undici's handler interfaces, so `request()`,
  * `stream()`, `fetch()` and the proxy's relay all work over it.
  */
+import { validateHeaderName } from 'node:http';
 import http2 from 'node:http2';
 import { Readable } from 'node:stream';
 import type { ConnectionOptions } from 'node:tls';
@@ -285,19 +286,22 @@ export class Http2Pool extends Dispatcher {
     }
     clearTimeout(entry.idleTimer);
     const { options, handler } = exchange;
-    const headers = requestHeaders(
-      options,
-      this.#authority,
-      this.#origin.protocol === 'https:' ? 'https' : 'http',
-    );
     const body = exchange.body;
     let stream: http2.ClientHttp2Stream;
     try {
+      const scheme = this.#origin.protocol === 'https:' ? 'https' : 'http';
+      const headers = requestHeaders(options, this.#authority, scheme);
       stream = entry.session.request(headers, { endStream: body === null || body === undefined });
-    } catch {
-      // The session went away between the choice and the request (GOAWAY, close): another one.
-      entry.draining = true;
-      this.#send(exchange);
+    } catch (error) {
+      if (sessionGone(error)) {
+        // The session went away between the choice and the request (GOAWAY, close): another one.
+        entry.draining = true;
+        this.#send(exchange);
+      } else {
+        // The request itself is refused (a header name that is no HTTP token): it fails, alone.
+        this.#idleIfUnused(entry);
+        failQueued(exchange, error as Error);
+      }
       return;
     }
     entry.streams++;
@@ -355,6 +359,12 @@ export class Http2Pool extends Dispatcher {
     if (controller.aborted || body === null || body === undefined) return;
     writeBody(body, stream, fail);
   }
+}
+
+/** `session.request()` threw because the session is closing or gone, not because of the request. */
+function sessionGone(error: unknown): boolean {
+  const code = (error as { code?: unknown }).code;
+  return code === 'ERR_HTTP2_INVALID_SESSION' || code === 'ERR_HTTP2_GOAWAY_SESSION';
 }
 
 /** A waiting request that will not be sent: its handler hears why. */
@@ -453,6 +463,8 @@ function requestHeaders(
     [HTTP2_HEADER_AUTHORITY]: authority,
   };
   const add = (name: string, value: unknown) => {
+    // Checked here: node:http2 destroys the whole session (every stream on it) for a bad name.
+    validateHeaderName(name);
     const key = name.toLowerCase();
     if (value === undefined || value === null) return;
     if (key === 'host') {

@@ -183,6 +183,18 @@ describe('HTTP/2 to backends (h2c)', () => {
     await expect(response.body.text()).rejects.toThrow(/HTTP\/2 stream closed by the backend with code 2/);
   });
 
+  it('fails a request with a header name that is no HTTP token, and the connection goes on serving', async () => {
+    const backend = await h2Backend('a');
+    const pool = h2cPool(backend.url);
+    const error = await pool
+      .request({ method: 'GET', path: '/', headers: { 'bad name': 'x' } })
+      .catch((e: unknown) => e);
+    expect((error as { code?: string }).code).toBe('ERR_INVALID_HTTP_TOKEN');
+    const response = await pool.request({ method: 'GET', path: '/after' });
+    expect(await response.body.text()).toBe('a GET /after');
+    expect(pool.stats().connectionsOpened).toBe(1); // the connection was not given up for it
+  });
+
   it('refuses a connection that cannot be made as a connect failure', async () => {
     const pool = h2cPool('http://127.0.0.1:1');
     const error = await pool.request({ method: 'GET', path: '/' }).catch((e: unknown) => e);
