@@ -6,6 +6,7 @@
  */
 import { Readable } from 'node:stream';
 import { type Dispatcher, fetch as undiciFetch } from 'undici';
+import { isReplayableStream, isWholeBody, keptCopyOf } from '../core/body.js';
 import type { DeadlineItem, DeadlineQueue } from '../core/DeadlineQueue.js';
 import type { Endpoint } from '../core/endpoint.js';
 import { McgravityError } from '../core/errors.js';
@@ -23,21 +24,6 @@ const NO_SIGNAL = neverAborted;
 
 function ignoreError(): void {}
 
-/** Method, body and idempotency of a request() or stream() call, or the TypeError its options earn. */
-/**
- * A streamed body that keeps a copy of itself (the proxy's, up to a bound): once it has ended whole
- * within that bound, `replay()` gives the bytes, and the request can be sent again.
- */
-export interface ReplayableStream extends Readable {
-  replay(): Buffer | undefined;
-  /** The copy once the stream has ended whole, or undefined once it cannot be. */
-  replayWhenEnded?(): Promise<Buffer | undefined>;
-}
-
-function isReplayableStream(body: unknown): body is ReplayableStream {
-  return body instanceof Readable && typeof (body as Partial<ReplayableStream>).replay === 'function';
-}
-
 /**
  * The body for attempt `n` (1 for the first): the body itself, or for a later attempt of a streamed
  * body its copy (a stream cannot be read twice). A retry only comes when idempotence allowed it,
@@ -50,13 +36,14 @@ async function bodyOf(
   n: number,
 ): Promise<string | Uint8Array | Readable | null> {
   if (n === 1 || !(body instanceof Readable)) return body;
-  const copy = isReplayableStream(body) ? (body.replay() ?? (await body.replayWhenEnded?.())) : undefined;
+  const copy = keptCopyOf(body) ?? (isReplayableStream(body) ? await body.replayWhenEnded?.() : undefined);
   if (copy !== undefined) return copy;
   if (!body.readableDidRead) return body;
   // No phase: final, neither retried nor requeued.
   throw new McgravityError('EUPSTREAM', 'the request body was partly sent and cannot be sent again');
 }
 
+/** Method, body and idempotency of a request() or stream() call, or the TypeError its options earn. */
 function requestShape(
   options: ClusterRequestOptions,
   caller: string,
@@ -71,11 +58,10 @@ function requestShape(
   }
   const method = (options.method ?? 'GET').toUpperCase();
   const body = options.body ?? null;
-  const replayable = body === null || typeof body === 'string' || body instanceof Uint8Array;
   const wanted = options.idempotent ?? isIdempotentMethod(method);
   if (wanted && isReplayableStream(body))
     return { method, body, idempotent: () => body.replay() !== undefined };
-  return { method, body, idempotent: replayable && wanted };
+  return { method, body, idempotent: isWholeBody(body) && wanted };
 }
 
 /** `request()`: resolves at the answer's head; the endpoint counts it in flight until the body closes. */

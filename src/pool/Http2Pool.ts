@@ -25,6 +25,7 @@ import http2 from 'node:http2';
 import { Readable } from 'node:stream';
 import type { ConnectionOptions } from 'node:tls';
 import { Dispatcher } from 'undici';
+import { isWholeBody, keptCopyOf } from '../core/body.js';
 import { McgravityError } from '../core/errors.js';
 
 const {
@@ -342,8 +343,9 @@ export class Http2Pool extends Dispatcher {
       if (!finished && refused(stream, answered)) {
         // Never processed (RFC 9113 §8.7): sent again on another connection, if its body can be.
         entry.draining = true;
-        const copy = replayable(body) ? undefined : keptCopy(body);
-        const canResend = replayable(body) || copy !== undefined;
+        const whole = isWholeBody(body);
+        const copy = whole ? undefined : keptCopyOf(body);
+        const canResend = whole || copy !== undefined;
         if (++exchange.refusals < MAX_REFUSALS && canResend && !controller.aborted && !this.#destroyed) {
           if (copy !== undefined) exchange.body = copy;
           finished = true;
@@ -370,17 +372,6 @@ function sessionGone(error: unknown): boolean {
 /** A waiting request that will not be sent: its handler hears why. */
 function failQueued(exchange: Exchange, error: Error): void {
   exchange.handler.onResponseError?.(exchange.controller ?? aborted(), error);
-}
-
-/** A body that can be sent again: none, a string or bytes (a stream was consumed). */
-function replayable(body: Dispatcher.DispatchOptions['body']): boolean {
-  return body === null || body === undefined || typeof body === 'string' || body instanceof Uint8Array;
-}
-
-/** The copy a streamed body kept of itself once it ended whole (the proxy's bodies do), if any. */
-function keptCopy(body: Dispatcher.DispatchOptions['body']): Buffer | undefined {
-  const replay = (body as { replay?: () => Buffer | undefined } | null | undefined)?.replay;
-  return typeof replay === 'function' ? replay.call(body) : undefined;
 }
 
 /** The backend refused the stream before answering (`REFUSED_STREAM`, or beyond a GOAWAY's last id). */
