@@ -27,6 +27,7 @@ import type { ConnectionOptions } from 'node:tls';
 import { Dispatcher } from 'undici';
 import { isWholeBody, keptCopyOf } from '../core/body.js';
 import { McgravityError } from '../core/errors.js';
+import { aborted, type Handler, newStyle, StreamController } from './dispatchHandlers.js';
 
 const {
   HTTP2_HEADER_AUTHORITY,
@@ -70,11 +71,6 @@ interface Session {
   streams: number;
   idleTimer: NodeJS.Timeout | undefined;
 }
-
-/** undici's newer handler interface, which every request is turned into. */
-type Handler = Dispatcher.DispatchHandler & {
-  onRequestStart?(controller: Dispatcher.DispatchController, context: unknown): void;
-};
 
 /** One request, from dispatch to its end, across the streams it may take (a refused one is sent again). */
 interface Exchange {
@@ -379,51 +375,6 @@ function refused(stream: http2.ClientHttp2Stream, answered: boolean): boolean {
   return !answered && stream.rstCode === NGHTTP2_REFUSED_STREAM;
 }
 
-/** The pause, resume and abort of one stream, as undici's handlers expect them. */
-class StreamController implements Dispatcher.DispatchController {
-  /** The request's stream now (a refused one is replaced). */
-  stream: http2.ClientHttp2Stream | undefined;
-  #aborted = false;
-  #paused = false;
-  #reason: Error | null = null;
-  onAbort: ((reason: Error) => void) | undefined;
-
-  get aborted(): boolean {
-    return this.#aborted;
-  }
-
-  get paused(): boolean {
-    return this.#paused;
-  }
-
-  get reason(): Error | null {
-    return this.#reason;
-  }
-
-  abort(reason: Error): void {
-    if (this.#aborted) return;
-    this.#aborted = true;
-    this.#reason = reason;
-    this.onAbort?.(reason);
-    this.stream?.close(NGHTTP2_CANCEL);
-  }
-
-  pause(): void {
-    this.#paused = true;
-    this.stream?.pause();
-  }
-
-  resume(): void {
-    this.#paused = false;
-    this.stream?.resume();
-  }
-}
-
-/** The controller of a request that never got a stream. */
-function aborted(): Dispatcher.DispatchController {
-  return { aborted: true, paused: false, reason: null, abort() {}, pause() {}, resume() {} };
-}
-
 /**
  * Why a stream closed without an end. A refused stream (GOAWAY beyond its id, or `REFUSED_STREAM`)
  * was never processed: `unsent`, so any method may go elsewhere. Anything else is a reset.
@@ -508,56 +459,4 @@ function writeBody(
     stream.close(NGHTTP2_CANCEL);
   });
   source.pipe(stream);
-}
-
-/** undici's older handler interface (onConnect, onHeaders…), as `request()` and `fetch()` use it. */
-interface LegacyHandler {
-  onConnect?(abort: (reason?: Error) => void, context?: unknown): void;
-  onHeaders?(
-    statusCode: number,
-    rawHeaders: Buffer[],
-    resume: () => void,
-    statusText: string,
-  ): boolean | undefined;
-  onData?(chunk: Buffer): boolean | undefined;
-  onComplete?(trailers: Buffer[] | null): void;
-  onError?(error: Error): void;
-  onResponseStarted?(): void;
-}
-
-/** The handler in undici's newer interface: as it is, or adapted from the older one. */
-function newStyle(handler: Dispatcher.DispatchHandler): Handler {
-  if (typeof (handler as Handler).onRequestStart === 'function') return handler as Handler;
-  const legacy = handler as unknown as LegacyHandler;
-  return {
-    onRequestStart(controller, context) {
-      legacy.onConnect?.((reason) => controller.abort(reason ?? new Error('aborted')), context);
-    },
-    onResponseStart(controller, statusCode, headers, statusText) {
-      legacy.onResponseStarted?.();
-      const resume = () => controller.resume();
-      if (legacy.onHeaders?.(statusCode, rawHeaders(headers), resume, statusText ?? '') === false)
-        controller.pause();
-    },
-    onResponseData(controller, chunk) {
-      if (legacy.onData?.(chunk) === false) controller.pause();
-    },
-    onResponseEnd(_controller, trailers) {
-      legacy.onComplete?.(rawHeaders(trailers));
-    },
-    onResponseError(_controller, error) {
-      legacy.onError?.(error);
-    },
-  };
-}
-
-function rawHeaders(headers: Record<string, string | string[] | undefined>): Buffer[] {
-  const raw: Buffer[] = [];
-  for (const name in headers) {
-    const value = headers[name];
-    if (value === undefined) continue;
-    for (const one of Array.isArray(value) ? value : [value])
-      raw.push(Buffer.from(name, 'latin1'), Buffer.from(one, 'latin1'));
-  }
-  return raw;
 }
