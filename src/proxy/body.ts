@@ -79,6 +79,13 @@ export function limitBody(
 ): LimitedBody {
   let kept: Buffer[] | undefined = keepBytes > 0 ? [] : undefined;
   let whole: Buffer | undefined;
+  /** Who waits for the copy to be decided: whole (flush), or never (overflow, close). */
+  let waiting: ((copy: Buffer | undefined) => void)[] | undefined;
+  const decided = () => {
+    const waiters = waiting;
+    waiting = undefined;
+    if (waiters !== undefined) for (const resolve of waiters) resolve(whole);
+  };
   const limiter = new Transform({
     transform(chunk: Buffer, _encoding, callback) {
       watched.lastActivity = clock.now();
@@ -87,7 +94,7 @@ export function limitBody(
         if (limiter.received <= keepBytes) kept.push(chunk);
         else {
           kept = undefined; // too long to keep: it cannot be replayed
-          limiter.emit('data-kept-overflow');
+          decided();
         }
       }
       if (limiter.received > maxBytes) {
@@ -102,6 +109,7 @@ export function limitBody(
     flush(callback) {
       if (kept !== undefined) whole = Buffer.concat(kept, limiter.received);
       kept = undefined;
+      decided();
       callback();
     },
   }) as Transform & {
@@ -114,15 +122,8 @@ export function limitBody(
   limiter.replayWhenEnded = () => {
     if (whole !== undefined || kept === undefined) return Promise.resolve(whole);
     return new Promise((resolve) => {
-      const settle = () => {
-        limiter.off('finish', settle);
-        limiter.off('close', settle);
-        limiter.off('data-kept-overflow', settle);
-        resolve(whole);
-      };
-      limiter.once('finish', settle); // the writable side ended: flush() has made the copy
-      limiter.once('close', settle);
-      limiter.once('data-kept-overflow', settle);
+      waiting ??= [];
+      waiting.push(resolve);
     });
   };
   // A client that stops sending its body mid-way holds an upstream request open: cut it.
@@ -133,7 +134,10 @@ export function limitBody(
     req.unpipe(limiter);
     req.resume(); // the connection closes once the 408 is out
   });
-  limiter.once('close', () => sweeper.unwatch(watched));
+  limiter.once('close', () => {
+    sweeper.unwatch(watched);
+    decided(); // destroyed before its end: no copy will come
+  });
   req.pipe(limiter);
   req.once('error', (error) => limiter.destroy(error));
   return limiter;
