@@ -178,22 +178,15 @@ export class Runtime {
    * and keeps looking while it serves.
    */
   async #discovered(clusters: Readonly<Record<string, Cluster>>): Promise<void> {
+    const pending = new Set(Object.keys(clusters));
+    const found = Promise.all(
+      Object.entries(clusters).map(([name, cluster]) => cluster.ready().then(() => pending.delete(name))),
+    );
     let timer: NodeJS.Timeout | undefined;
-    const waiting = Object.entries(clusters).map(([name, cluster]) => {
-      let ready = false;
-      return { name, ready: cluster.ready().then(() => (ready = true)), isReady: () => ready };
-    });
-    await Promise.race([
-      Promise.all(waiting.map((w) => w.ready)),
-      new Promise((resolve) => {
-        timer = setTimeout(resolve, DISCOVERY_WAIT_MS);
-      }),
-    ]);
+    await Promise.race([found, new Promise((resolve) => (timer = setTimeout(resolve, DISCOVERY_WAIT_MS)))]);
     clearTimeout(timer);
-    for (const { name, isReady } of waiting) {
-      if (!isReady())
-        this.#log.warn({ cluster: name }, 'discovery has found no backends yet; serving while it looks');
-    }
+    for (const name of pending)
+      this.#log.warn({ cluster: name }, 'discovery has found no backends yet; serving while it looks');
   }
 
   #createCluster(name: string, config: ProxyConfig): Cluster {
