@@ -6,6 +6,7 @@
  * observe/exposition.ts.
  */
 import type { Cluster } from '../cluster/Cluster.js';
+import type { DiscoveryStats } from '../cluster/DiscoveryRunner.js';
 import type { RateLimiter } from '../limit/RateLimiter.js';
 import { Exposition, type Labels, type MetricFamily } from '../observe/exposition.js';
 import type { TcpProxy } from '../tcp/createTcpProxy.js';
@@ -30,6 +31,16 @@ export interface ProxyMetricsSource {
   mcpSessions?(): Record<string, Record<string, number>>;
 }
 
+/** Where metricFamilies() puts each family it reads. */
+type FamilyOut = {
+  family(
+    name: string,
+    type: 'counter' | 'gauge',
+    help: string,
+    samples: readonly (readonly [Labels, number])[],
+  ): void;
+};
+
 /** Renders every metric as Prometheus text. */
 export function renderPrometheus(sources: MetricsSources): string {
   const text = new Exposition();
@@ -40,13 +51,10 @@ export function renderPrometheus(sources: MetricsSources): string {
 /** Every metric family of `sources`, read from their stats now (the text endpoint and prom-client share it). */
 export function metricFamilies(sources: MetricsSources): MetricFamily[] {
   const families: MetricFamily[] = [];
-  const out = {
-    family: (
-      name: string,
-      type: 'counter' | 'gauge',
-      help: string,
-      samples: readonly (readonly [Labels, number])[],
-    ) => families.push({ name, type, help, samples }),
+  const out: FamilyOut = {
+    family: (name, type, help, samples) => {
+      families.push({ name, type, help, samples });
+    },
   };
   const clusters = Object.entries(sources.clusters).map(
     ([name, cluster]) => [name, cluster.stats()] as const,
@@ -191,12 +199,11 @@ export function metricFamilies(sources: MetricsSources): MetricFamily[] {
     '1 while panic mode balances across every endpoint.',
     perCluster((s) => Number(s.panic)),
   );
-  const discovered = clusters.filter(([, stats]) => stats.discovery !== undefined);
-  const perDiscovery = (pick: (s: NonNullable<ReturnType<Cluster['stats']>['discovery']>) => number) =>
-    discovered.map(([cluster, stats]): [Labels, number] => [
-      { cluster, source: stats.discovery?.source ?? '' },
-      stats.discovery === undefined ? 0 : pick(stats.discovery),
-    ]);
+  const discovered = clusters.flatMap(([cluster, stats]) =>
+    stats.discovery === undefined ? [] : [[cluster, stats.discovery] as const],
+  );
+  const perDiscovery = (pick: (d: DiscoveryStats) => number) =>
+    discovered.map(([cluster, d]): [Labels, number] => [{ cluster, source: d.source }, pick(d)]);
   if (discovered.length > 0) {
     out.family(
       'mcgravity_discovery_updates_total',
@@ -277,15 +284,6 @@ export function metricFamilies(sources: MetricsSources): MetricFamily[] {
   }
   return families;
 }
-
-type FamilyOut = {
-  family(
-    name: string,
-    type: 'counter' | 'gauge',
-    help: string,
-    samples: readonly (readonly [Labels, number])[],
-  ): void;
-};
 
 function tcpFamilies(out: FamilyOut, proxies: Readonly<Record<string, Pick<TcpProxy, 'stats'>>>): void {
   const all = Object.entries(proxies).map(([listener, proxy]) => [listener, proxy.stats()] as const);
