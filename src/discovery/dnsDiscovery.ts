@@ -198,14 +198,27 @@ async function resolve(
   const records = await emptyIfNone(resolver.resolveSrv(settings.name));
   // Tiers in order of SRV priority: the lowest priority value is tier 0, the primary.
   const priorities = [...new Set(records.map((record) => record.priority))].sort((a, b) => a - b);
+  // Each distinct target is resolved once (several records often name one host on several ports),
+  // all of them at once.
+  const targets = [...new Set(records.map((record) => record.name.replace(/\.$/, '')))];
+  const resolved = new Map(
+    await Promise.all(
+      targets.map(
+        async (target) =>
+          [
+            target,
+            net.isIP(target)
+              ? [{ address: target, ttl: Number.POSITIVE_INFINITY }]
+              : await addressesOf(resolver, target, settings.targetType),
+          ] as const,
+      ),
+    ),
+  );
   const backends: BackendConfig[] = [];
   let ttlSeconds = Number.POSITIVE_INFINITY;
   for (const record of records) {
     const target = record.name.replace(/\.$/, '');
-    const addresses = net.isIP(target)
-      ? [{ address: target, ttl: Number.POSITIVE_INFINITY }]
-      : await addressesOf(resolver, target, settings.targetType);
-    for (const { address, ttl } of addresses) {
+    for (const { address, ttl } of resolved.get(target) ?? []) {
       ttlSeconds = Math.min(ttlSeconds, ttl);
       backends.push({
         ...settings.backend,

@@ -125,6 +125,24 @@ describe('dnsDiscovery', () => {
     ]);
   });
 
+  it('resolves a target named by several SRV records once', async () => {
+    const server = await dns({
+      '_http._tcp.api.test': {
+        SRV: [8001, 8002, 8003].map((port) => ({ priority: 0, weight: 1, port, target: 'node.api.test' })),
+      },
+      'node.api.test': { A: ['127.0.0.2'] },
+    });
+    const value = await nextValue(
+      iterate(dnsDiscovery({ name: '_http._tcp.api.test', type: 'SRV', servers: [server.address] })),
+    );
+    expect((value as { url: string }[]).map((b) => b.url)).toEqual([
+      'http://127.0.0.2:8001',
+      'http://127.0.0.2:8002',
+      'http://127.0.0.2:8003',
+    ]);
+    expect(server.questions.filter((q) => q === 'node.api.test/A')).toHaveLength(1);
+  });
+
   it('resolves AAAA and both families, with IPv6 addresses in brackets', async () => {
     const server = await dns({ 'api.test': { A: ['127.0.0.2'], AAAA: ['::1', 'fd00::5'] } });
     const both = await nextValue(
