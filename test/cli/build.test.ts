@@ -134,7 +134,8 @@ listeners:
         data += chunk;
       });
       socket.on('end', () => {
-        heard.push(data);
+        // The TCP health check connects and closes without a byte; only the client's connection counts.
+        if (data !== '') heard.push(data);
         socket.end('pong');
       });
     });
