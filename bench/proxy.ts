@@ -27,7 +27,8 @@ const CONNECTIONS = 32;
 const WARMUP_S = 2;
 const DURATION_S = 2;
 const LATENCY_S = 1;
-const ROUNDS = 10;
+/** Rounds of the GET workload (POST has ROUNDS * 0.6); MCGRAVITY_BENCH_ROUNDS changes it. */
+const ROUNDS = Number(process.env.MCGRAVITY_BENCH_ROUNDS ?? 10);
 
 /** What each turn sends: GETs, or POSTs of a 1 KiB body. */
 interface Workload {
@@ -39,7 +40,12 @@ interface Workload {
 
 const WORKLOADS: readonly Workload[] = [
   { name: 'GET', method: 'GET', body: undefined, rounds: ROUNDS },
-  { name: 'POST 1 KiB', method: 'POST', body: 'x'.repeat(1024), rounds: 6 },
+  {
+    name: 'POST 1 KiB',
+    method: 'POST',
+    body: 'x'.repeat(1024),
+    rounds: Math.max(1, Math.round(ROUNDS * 0.6)),
+  },
 ];
 
 /**
@@ -66,6 +72,11 @@ async function fineLatency(url: string, seconds: number, work: Workload): Promis
   await Promise.all(Array.from({ length: CONNECTIONS }, worker));
   await pool.close();
   return samples;
+}
+
+/** A ratio as `1.23×`, or a dash when a row it divides by was not measured. */
+function times(ratio: number): string {
+  return Number.isNaN(ratio) ? '–' : `${ratio.toFixed(2)}×`;
 }
 
 /** The value at quantile `q` of `sorted`. */
@@ -124,6 +135,11 @@ export async function runProxyBench(): Promise<string> {
   if (process.env.MCGRAVITY_BASELINE !== undefined) kinds.splice(1, 0, 'mcgravity-baseline');
   const nginx = spawnSync('nginx', ['-v']).status === 0;
   if (nginx) kinds.push('nginx');
+  else process.stderr.write('nginx is not installed: its row is skipped (apt-get install nginx adds it)\n');
+  // MCGRAVITY_BENCH_TARGETS=undici,mcgravity keeps only those rows (and direct), for a quick look at
+  // one change; the ratio columns need the rows they divide by.
+  const only = process.env.MCGRAVITY_BENCH_TARGETS?.split(',');
+  if (only !== undefined) kinds.splice(0, kinds.length, ...kinds.filter((kind) => only.includes(kind)));
   const targets: { name: string; url: string; child?: ChildProcess; samples: Map<string, Sample[]> }[] = [
     { name: 'direct (one upstream)', url: `http://127.0.0.1:${ports[0]}/`, samples: new Map() },
   ];
@@ -165,7 +181,9 @@ export async function runProxyBench(): Promise<string> {
       (sample, round) => (sample.cpuUs ?? Number.NaN) / (samplesOf('mcgravity')[round]?.cpuUs ?? Number.NaN),
     ),
   );
-  const line = `mcgravity-cli (the command, JSON access log to a file) spends ${cliRatio.toFixed(2)}× the CPU per request of mcgravity (createProxy, no log), GET; median of per-round ratios.\n`;
+  const line = Number.isNaN(cliRatio)
+    ? ''
+    : `mcgravity-cli (the command, JSON access log to a file) spends ${cliRatio.toFixed(2)}× the CPU per request of mcgravity (createProxy, no log), GET; median of per-round ratios.\n`;
   console.log(line);
   return `${tables.join('\n')}\n${line}`;
 }
@@ -197,12 +215,12 @@ function tableOf(
     return [
       name === 'mcgravity' ? name : `_${name}_`,
       Math.round(median(samples.map((s) => s.rps))).toLocaleString('en'),
-      `${ratio(samples, direct).toFixed(2)}×`,
-      `${ratio(samples, httpProxy).toFixed(2)}×`,
+      times(ratio(samples, direct)),
+      times(ratio(samples, httpProxy)),
       quantile(latencies, 0.5).toFixed(0),
       quantile(latencies, 0.99).toFixed(0),
       cpu.length === 0 ? '–' : median(cpu).toFixed(0),
-      cpu.length === 0 ? '–' : `${cpuRatio(samples).toFixed(2)}×`,
+      cpu.length === 0 ? '–' : times(cpuRatio(samples)),
       String(samples.reduce((sum, s) => sum + s.errors, 0)),
     ];
   });

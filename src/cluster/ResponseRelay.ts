@@ -10,14 +10,20 @@
  * it might retry (a 503, say) is held: the upstream is paused, and the cluster either discards it
  * (retrying elsewhere) or, out of attempts or budget, accepts it after all, and it is relayed then.
  *
+ * It speaks undici's older handler interface (`onConnect`, `onHeaders`…), which hands over the
+ * header list as it came off the wire: the newer one wraps every handler in two more objects and
+ * parses every answer's headers into an object that the proxy, which writes them on from the raw
+ * list, never needs. The object is made only when someone asks for {@link ClusterStreamHead.headers}.
+ *
  * States: connecting → relaying | held → (held →) relaying | discarding → done.
  */
 import type { Writable } from 'node:stream';
-import type { Dispatcher } from 'undici';
+import { util } from 'undici';
 import type { DeadlineItem, DeadlineQueue } from '../core/DeadlineQueue.js';
 import type { Endpoint } from '../core/endpoint.js';
 import { type ErrorCode, isMcgravityError, McgravityError } from '../core/errors.js';
 import { failureKind } from '../core/failures.js';
+import { rawHeaderOf } from '../core/rawHeaders.js';
 import { abortReason } from '../core/signals.js';
 import { writableCompleted } from '../core/writable.js';
 import type { Attempt } from './Attempt.js';
@@ -26,8 +32,18 @@ import { type Idempotence, idempotenceOf } from './retrying.js';
 /** The status and headers of an answer, handed to {@link Cluster.stream}'s factory. */
 export interface ClusterStreamHead {
   readonly statusCode: number;
-  /** The response headers (undici's parsed object; the factory may change it before writing it). */
+  /**
+   * The response headers as an object (lower-case names, repeated ones as arrays), made on first
+   * read; the factory may change it before writing it.
+   */
   readonly headers: Record<string, string | string[] | undefined>;
+  /**
+   * The response headers as they came: name, value, name, value… in the upstream's order and case,
+   * repeated headers repeated. Bytes, to be read as latin1.
+   */
+  readonly rawHeaders: readonly Buffer[];
+  /** One response header's value (the first, if repeated), read without making {@link headers}. */
+  header(name: string): string | undefined;
   /** The endpoint that answered. */
   readonly endpoint: Endpoint;
   /** Which try answered: 1 for the first, 2 for the first retry… */
@@ -55,9 +71,10 @@ type State = 'connecting' | 'relaying' | 'held' | 'discarding' | 'done';
 const DISCARD_LIMIT_BYTES = 128 * 1024;
 
 const NO_TRAILERS: Record<string, string | string[] | undefined> = Object.freeze({});
+const NO_RAW: Buffer[] = [];
 
 /** Relays one attempt's answer; see the module comment. */
-export class ResponseRelay implements Dispatcher.DispatchHandler, ClusterStreamHead, DeadlineItem {
+export class ResponseRelay implements ClusterStreamHead, DeadlineItem {
   deadlineAt = 0;
   deadlinePrev: DeadlineItem | undefined;
   deadlineNext: DeadlineItem | undefined;
@@ -73,10 +90,15 @@ export class ResponseRelay implements Dispatcher.DispatchHandler, ClusterStreamH
   #resolveHead: ((relay: ResponseRelay) => void) | undefined;
   #rejectHead: ((error: unknown) => void) | undefined;
   #state: State = 'connecting';
-  #controller: Dispatcher.DispatchController | undefined;
+  /** undici's abort for this request, from `onConnect`. */
+  #abort: ((reason: Error) => void) | undefined;
+  /** undici's resume, from `onHeaders`: called once after a `false` from `onHeaders` or `onData`. */
+  #resumeParser: (() => void) | undefined;
+  #paused = false;
   #writable: Writable | undefined;
   #statusCode = 0;
-  #headers: Record<string, string | string[] | undefined> = NO_TRAILERS;
+  #rawHeaders: Buffer[] = NO_RAW;
+  #headers: Record<string, string | string[] | undefined> | undefined;
   #bytes = 0;
   /** Chunks that arrived while held (undici may hand over what it already parsed). */
   #heldChunks: Buffer[] | undefined;
@@ -84,7 +106,8 @@ export class ResponseRelay implements Dispatcher.DispatchHandler, ClusterStreamH
   #sent = false;
   #upstreamEnded = false;
   #upstreamError: unknown;
-  #trailers = NO_TRAILERS;
+  #rawTrailers: Buffer[] | null = null;
+  #trailers: Record<string, string | string[] | undefined> | undefined;
   #resume: (() => void) | undefined;
   #result: ClusterStreamResult | undefined;
   #failure: unknown;
@@ -112,7 +135,7 @@ export class ResponseRelay implements Dispatcher.DispatchHandler, ClusterStreamH
     this.#resolveHead = resolveHead;
     this.#rejectHead = rejectHead;
     if (signal !== undefined) {
-      this.#onAbort = () => this.#controller?.abort(abortReason(signal));
+      this.#onAbort = () => this.#abort?.(abortReason(signal));
       signal.addEventListener('abort', this.#onAbort);
     }
   }
@@ -122,7 +145,20 @@ export class ResponseRelay implements Dispatcher.DispatchHandler, ClusterStreamH
   }
 
   get headers(): Record<string, string | string[] | undefined> {
+    this.#headers ??= this.#rawHeaders === NO_RAW ? {} : util.parseHeaders(this.#rawHeaders);
     return this.#headers;
+  }
+
+  get rawHeaders(): readonly Buffer[] {
+    return this.#rawHeaders;
+  }
+
+  header(name: string): string | undefined {
+    if (this.#headers !== undefined) {
+      const value = this.#headers[name.toLowerCase()];
+      return Array.isArray(value) ? value[0] : value;
+    }
+    return rawHeaderOf(this.#rawHeaders, name);
   }
 
   get endpoint(): Endpoint {
@@ -152,86 +188,96 @@ export class ResponseRelay implements Dispatcher.DispatchHandler, ClusterStreamH
     this.#state = 'discarding';
     this.#heldChunks = undefined;
     if (this.#upstreamEnded || this.#upstreamError !== undefined) this.#release();
-    else this.#controller?.resume();
+    else this.#resumeUpstream();
   }
 
   // --- undici's side
 
-  onRequestStart(controller: Dispatcher.DispatchController): void {
-    this.#controller = controller;
+  onConnect(abort: (reason?: Error) => void): void {
+    this.#abort = abort;
     this.#sent = true;
-    if (this.#signal?.aborted) controller.abort(abortReason(this.#signal));
+    if (this.#signal?.aborted) abort(abortReason(this.#signal));
     else this.#deadlines?.add(this); // the first-byte timeout runs from here, as undici's would
   }
 
   /** No answer's head within the first-byte timeout: the attempt fails as a timeout. */
   expire(): void {
     const ms = this.#deadlines?.ms ?? 0;
-    this.#controller?.abort(
+    this.#abort?.(
       new McgravityError('EUPSTREAMTIMEOUT', `upstream sent no response headers within ${ms} ms`),
     );
   }
 
-  onResponseStart(
-    controller: Dispatcher.DispatchController,
-    statusCode: number,
-    headers: Record<string, string | string[] | undefined>,
-  ): void {
-    if (statusCode < 200 || this.#state !== 'connecting') return; // 1xx: informational, not forwarded
+  /** The answer's head; false pauses the upstream (a held answer) until `resume`. */
+  onHeaders(statusCode: number, rawHeaders: Buffer[], resume: () => void): boolean {
+    if (statusCode < 200 || this.#state !== 'connecting') return true; // 1xx: informational, not forwarded
     this.#deadlines?.remove(this);
     this.#statusCode = statusCode;
-    this.#headers = headers;
-    const retryAfter = headers['retry-after'];
-    this.#attempt.answered(statusCode, typeof retryAfter === 'string' ? retryAfter : undefined);
+    this.#rawHeaders = rawHeaders;
+    this.#resumeParser = resume;
+    this.#attempt.answered(statusCode, rawHeaderOf(rawHeaders, 'retry-after'));
     if (this.#mightRetry(this, idempotenceOf(this.#idempotent))) {
       this.#state = 'held';
-      controller.pause();
+      this.#paused = true;
     } else {
       this.#open();
     }
     const resolve = this.#resolveHead;
     this.#resolveHead = this.#rejectHead = undefined;
     resolve?.(this);
+    return !this.#paused;
   }
 
-  onResponseData(controller: Dispatcher.DispatchController, chunk: Buffer): void {
+  /** A chunk of the body; false pauses the upstream until `resume`. */
+  onData(chunk: Buffer): boolean {
     switch (this.#state) {
       case 'relaying': {
         this.#bytes += chunk.length;
         const writable = this.#writable as Writable;
-        if (!writable.write(chunk)) {
-          controller.pause();
-          this.#resume ??= () => this.#controller?.resume();
-          writable.once('drain', this.#resume);
-        }
-        return;
+        if (writable.write(chunk)) return true;
+        this.#paused = true;
+        this.#resume ??= () => this.#resumeUpstream();
+        writable.once('drain', this.#resume);
+        return false;
       }
       case 'held':
         this.#heldChunks ??= [];
         this.#heldChunks.push(chunk);
-        controller.pause();
-        return;
+        this.#paused = true;
+        return false;
       case 'discarding':
         this.#bytes += chunk.length;
-        if (this.#bytes > DISCARD_LIMIT_BYTES) controller.abort(new Error('discarded answer too large'));
-        return;
+        if (this.#bytes > DISCARD_LIMIT_BYTES) this.#abort?.(new Error('discarded answer too large'));
+        return true;
       default:
-        return;
+        return true;
     }
   }
 
-  onResponseEnd(
-    _controller: Dispatcher.DispatchController,
-    trailers: Record<string, string | string[] | undefined>,
-  ): void {
+  onComplete(rawTrailers: Buffer[] | null): void {
     this.#upstreamEnded = true;
-    this.#trailers = trailers;
+    this.#rawTrailers = rawTrailers;
     if (this.#state === 'held') return; // accept() or discard() decides
     this.#release();
     if (this.#state === 'relaying') this.#end(this.#writable as Writable);
   }
 
-  onResponseError(_controller: Dispatcher.DispatchController, error: Error): void {
+  /** The trailers the upstream sent after the body (gRPC's status travels there). */
+  get trailers(): Record<string, string | string[] | undefined> {
+    if (this.#trailers === undefined) {
+      const raw = this.#rawTrailers;
+      this.#trailers = raw === null || raw.length === 0 ? NO_TRAILERS : util.parseHeaders(raw);
+    }
+    return this.#trailers;
+  }
+
+  #resumeUpstream(): void {
+    if (!this.#paused) return;
+    this.#paused = false;
+    this.#resumeParser?.();
+  }
+
+  onError(error: Error): void {
     switch (this.#state) {
       case 'connecting': {
         this.#state = 'done';
@@ -266,12 +312,12 @@ export class ResponseRelay implements Dispatcher.DispatchHandler, ClusterStreamH
       writable = this.#factory(this);
     } catch (error) {
       this.#fail(error, 'EINTERNAL'); // first: the abort below reports an upstream error at once
-      this.#controller?.abort(error instanceof Error ? error : new Error(String(error)));
+      this.#abort?.(error instanceof Error ? error : new Error(String(error)));
       return;
     }
     this.#writable = writable;
     if (writable.destroyed) {
-      this.#controller?.abort(new McgravityError('EABORTED', 'the response was closed before it started'));
+      this.#abort?.(new McgravityError('EABORTED', 'the response was closed before it started'));
       return;
     }
     writable.on('close', this.#onWritableClose);
@@ -297,10 +343,10 @@ export class ResponseRelay implements Dispatcher.DispatchHandler, ClusterStreamH
       this.#release();
       this.#end(writable);
     } else if (room) {
-      this.#controller?.resume();
+      this.#resumeUpstream();
     } else {
       // The held chunks filled the Writable: the upstream stays paused until it drains.
-      this.#resume ??= () => this.#controller?.resume();
+      this.#resume ??= () => this.#resumeUpstream();
       writable.once('drain', this.#resume);
     }
   }
@@ -310,18 +356,12 @@ export class ResponseRelay implements Dispatcher.DispatchHandler, ClusterStreamH
    * HTTP/2 response and a chunked HTTP/1.1 response do): gRPC's status travels there.
    */
   #end(writable: Writable): void {
-    const trailers = this.#trailers;
-    if (trailers !== NO_TRAILERS) {
+    if (this.#rawTrailers !== null && this.#rawTrailers.length > 0) {
       const taker = writable as Writable & {
         addTrailers?: (headers: Record<string, string | string[]>) => void;
       };
-      let any = false;
-      for (const _ in trailers) {
-        any = true;
-        break;
-      }
-      if (any && typeof taker.addTrailers === 'function')
-        taker.addTrailers(trailers as Record<string, string | string[]>);
+      if (typeof taker.addTrailers === 'function')
+        taker.addTrailers(this.trailers as Record<string, string | string[]>);
     }
     writable.end();
   }
@@ -335,14 +375,14 @@ export class ResponseRelay implements Dispatcher.DispatchHandler, ClusterStreamH
       this.#result = {
         statusCode: this.#statusCode,
         endpoint: this.#attempt.endpoint,
-        trailers: this.#trailers,
+        trailers: this.trailers,
       };
       this.#settle?.resolve(this.#result);
       return;
     }
     // The reader went away (a client that disconnected): stop the upstream.
     const error = new McgravityError('EABORTED', 'the response was closed before its end');
-    if (!this.#upstreamEnded) this.#controller?.abort(error);
+    if (!this.#upstreamEnded) this.#abort?.(error);
     this.#release();
     this.#failure = error;
     this.#settle?.reject(error);

@@ -177,7 +177,12 @@ export function streamCall(
       const prefix = current.endpoint.pathPrefix;
       // undici copies the options at dispatch, so one object serves every attempt.
       dispatchOptions.path = prefix === '' ? options.path : prefix + options.path;
-      current.endpoint.pool.dispatcher.dispatch(dispatchOptions, relay);
+      // The relay speaks undici's older handler interface (raw header lists), whose types undici
+      // no longer declares as such (it types trailers as strings; they come as Buffers).
+      current.endpoint.pool.dispatcher.dispatch(
+        dispatchOptions,
+        relay as unknown as Dispatcher.DispatchHandler,
+      );
     });
   return retryingCall(attempt, idempotent, options, tried);
 }

@@ -84,9 +84,17 @@ export function statusOf(value: unknown): number | undefined {
   return typeof status === 'number' ? status : undefined;
 }
 
-/** One header of a response-like value: fetch `Headers`, or undici's plain header object. */
+/**
+ * One header of a response-like value: one with a `header(name)` method (a cluster stream's head,
+ * read from its raw list), fetch `Headers`, or undici's plain header object.
+ */
 export function headerOf(value: unknown, name: string): string | undefined {
   if (value === null || typeof value !== 'object') return undefined;
+  const reader = (value as { header?: unknown }).header;
+  if (typeof reader === 'function') {
+    const found: unknown = reader.call(value, name);
+    return typeof found === 'string' ? found : undefined;
+  }
   const headers = (value as { headers?: unknown }).headers;
   if (headers === null || typeof headers !== 'object') return undefined;
   if (typeof (headers as { get?: unknown }).get === 'function') {

@@ -122,18 +122,25 @@ export class McpSessionRouter {
     return { clientId, endpointId };
   }
 
-  /** Learns from an answer: a new session id (prefixed in stateless mode), an ended or unknown one. */
+  /**
+   * Learns from an answer: a new session id (prefixed in stateless mode), an ended or unknown one.
+   * Returns true when it changed the answer's headers (`head.headers`, then to be written as changed).
+   */
   learn(
     cluster: Cluster,
     req: IncomingMessage,
     head: ClusterStreamHead,
     session: McpSessionRoute | undefined,
-  ): void {
+  ): boolean {
     const table = this.#table(cluster);
-    const issued = head.headers[SESSION_HEADER];
-    if (typeof issued === 'string' && issued !== '') {
+    const issued = head.header(SESSION_HEADER);
+    let rewritten = false;
+    if (issued !== undefined && issued !== '') {
       const clientId = this.#stateless ? `${this.#tokens.tokenOf(cluster, head.endpoint)}.${issued}` : issued;
-      head.headers[SESSION_HEADER] = clientId;
+      if (clientId !== issued) {
+        head.headers[SESSION_HEADER] = clientId;
+        rewritten = true;
+      }
       if (session === undefined) table.set(clientId, head.endpoint.id, undefined);
     }
     if (
@@ -142,6 +149,7 @@ export class McpSessionRouter {
     ) {
       table.delete(session.clientId);
     }
+    return rewritten;
   }
 
   /** Forgets a session whose owner is gone. */

@@ -9,13 +9,11 @@
  * bodies and as it is for raw and text ones, with a `Content-Length` to match. Anything else fails
  * at once with a 500 that says why, instead of waiting for a body that will never come.
  */
-import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { IncomingMessage } from 'node:http';
 import { Transform } from 'node:stream';
 import type { Clock } from '../core/clock.js';
 import { McgravityError } from '../core/errors.js';
-import { closeAfter } from './http2.js';
 import type { IdleSweeper, Watched } from './IdleSweeper.js';
-import { sendError } from './respond.js';
 
 const IDLE_BODY = 'request body went idle';
 
@@ -64,14 +62,14 @@ export interface LimitedBody extends Transform {
 }
 
 /**
- * Streams a large or chunked body, cutting it off past `maxBytes` (413) or when it goes idle (408).
+ * Streams a large or chunked body, cutting it off past `maxBytes` (413) or when it goes idle (408):
+ * `refuse` answers the client (and closes the connection after the answer).
  * With `keepBytes`, it also keeps what passes, up to that many bytes: a body that ends within them
  * can be sent again by a retry (a gRPC call's, say, whose length is never announced).
  */
 export function limitBody(
   req: IncomingMessage,
-  res: ServerResponse,
-  requestId: string | undefined,
+  refuse: (code: 'EBODYTOOLARGE' | 'EREQUESTTIMEOUT', message: string) => void,
   maxBytes: number,
   sweeper: IdleSweeper,
   clock: Clock,
@@ -99,8 +97,7 @@ export function limitBody(
       }
       if (limiter.received > maxBytes) {
         const error = new McgravityError('EBODYTOOLARGE', `request body over ${maxBytes} bytes`);
-        closeAfter(res);
-        sendError(res, 'EBODYTOOLARGE', error.message, requestId);
+        refuse('EBODYTOOLARGE', error.message);
         callback(error);
         return;
       }
@@ -128,8 +125,7 @@ export function limitBody(
   };
   // A client that stops sending its body mid-way holds an upstream request open: cut it.
   const watched: Watched = sweeper.watch(() => {
-    closeAfter(res);
-    sendError(res, 'EREQUESTTIMEOUT', IDLE_BODY, requestId);
+    refuse('EREQUESTTIMEOUT', IDLE_BODY);
     limiter.destroy(new McgravityError('EREQUESTTIMEOUT', IDLE_BODY));
     req.unpipe(limiter);
     req.resume(); // the connection closes once the 408 is out

@@ -33,7 +33,13 @@ import {
 import { admit, consumeLimit, isRefusal, NO_ROUTE, RATE_LIMITED } from './admission.js';
 import { Affinity, checkKeyedAffinity } from './affinity.js';
 import { consumedBody, type LimitedBody, limitBody, readBody } from './body.js';
-import { requestIdOf, upstreamHeaders, upstreamPathOf, writeResponseHead } from './forwarding.js';
+import {
+  requestIdOf,
+  upstreamHeaders,
+  upstreamPathOf,
+  writeRelayedHead,
+  writeResponseHead,
+} from './forwarding.js';
 import { grpcTimeoutMs, isGrpc, sendTrailersOnly, trailersOnlySink } from './grpc.js';
 import { responseHeaders } from './headers.js';
 import {
@@ -86,6 +92,7 @@ export type {
 
 /** What a request's end reports (access log, diagnostics), filled in as the request goes. */
 interface RequestRecord {
+  requestId: string | undefined;
   client: string | undefined;
   /** The request body: its size, or the stream that counts it. */
   body: number | LimitedBody;
@@ -110,6 +117,7 @@ function isoNow(): string {
 
 function newRecord(): RequestRecord {
   return {
+    requestId: undefined,
     client: undefined,
     body: 0,
     cluster: undefined,
@@ -212,7 +220,7 @@ class ReverseProxy implements ProxyContract, UpgradeHost {
     return handled.then(() => {
       const message: ProxyRequestEndMessage = {
         req,
-        requestId: this.#requestIdSent(res),
+        requestId: record?.requestId,
         statusCode: res.statusCode,
         endpoint: record?.endpoint,
         durationMs: settings.clock.now() - started,
@@ -221,10 +229,22 @@ class ReverseProxy implements ProxyContract, UpgradeHost {
     });
   };
 
-  #requestIdSent(res: ServerResponse): string | undefined {
+  /** Marks an answer the proxy makes itself with the request id (a relayed one gets it in its head). */
+  #identify(res: ServerResponse, requestId: string | undefined): void {
     const header = this.settings.requestIdHeader;
-    const id = header === undefined ? undefined : res.getHeader(header);
-    return typeof id === 'string' ? id : undefined;
+    if (requestId !== undefined && header !== undefined && !res.headersSent) res.setHeader(header, requestId);
+  }
+
+  /** Answers with the proxy's own error, marked with the request id. */
+  #refuse(
+    res: ServerResponse,
+    code: ErrorCode,
+    message: string,
+    requestId: string | undefined,
+    options?: { status: number },
+  ): void {
+    this.#identify(res, requestId);
+    sendError(res, code, message, requestId, options);
   }
 
   /** Hands `log` the request's entry once its response is closed (sent, or its client gone). */
@@ -243,7 +263,7 @@ class ReverseProxy implements ProxyContract, UpgradeHost {
     res.on('close', () => {
       const entry: AccessLogEntry = {
         time,
-        requestId: this.#requestIdSent(res),
+        requestId: record.requestId,
         client: record.client ?? socket.remoteAddress ?? '',
         method: req.method ?? '',
         path: req.url ?? '',
@@ -311,7 +331,7 @@ class ReverseProxy implements ProxyContract, UpgradeHost {
     const settings = this.settings;
     const grpc = isGrpc(req);
     const requestId = requestIdOf(req, settings.requestIdHeader);
-    if (requestId !== undefined) res.setHeader(settings.requestIdHeader as string, requestId);
+    if (record !== undefined) record.requestId = requestId;
     if (proxyRequestStartChannel.hasSubscribers) {
       const message: ProxyRequestStartMessage = { req, requestId };
       proxyRequestStartChannel.publish(message);
@@ -321,7 +341,7 @@ class ReverseProxy implements ProxyContract, UpgradeHost {
       if (admitted === NO_ROUTE && next !== undefined) return next();
       if (record !== undefined) record.error = admitted.code;
       if (admitted.code === 'ECLOSED' || admitted.code === 'EBADREQUEST') closeAfter(res);
-      sendError(res, admitted.code, admitted.message, requestId, { status: admitted.status });
+      this.#refuse(res, admitted.code, admitted.message, requestId, { status: admitted.status });
       return;
     }
     const limited = consumeLimit(admitted, settings, req);
@@ -330,21 +350,21 @@ class ReverseProxy implements ProxyContract, UpgradeHost {
       setRateLimitHeaders(res, decision);
       if (!decision.allowed) {
         if (record !== undefined) record.error = RATE_LIMITED.code;
-        sendError(res, RATE_LIMITED.code, RATE_LIMITED.message, requestId);
+        this.#refuse(res, RATE_LIMITED.code, RATE_LIMITED.message, requestId);
         return;
       }
     }
     // A body-parsing middleware may have read the body already: send what it parsed, or say why not.
     const parsed = req.readableEnded ? consumedBody(req) : undefined;
     if (parsed instanceof McgravityError) {
-      sendError(res, parsed.code, parsed.message, requestId);
+      this.#refuse(res, parsed.code, parsed.message, requestId);
       return;
     }
     const length = parsed === undefined ? req.headers['content-length'] : String(parsed.length);
     const declared = length === undefined ? undefined : Number(length);
     if (declared !== undefined && declared > settings.maxBodyBytes) {
       closeAfter(res);
-      sendError(res, 'EBODYTOOLARGE', `request body over ${settings.maxBodyBytes} bytes`, requestId);
+      this.#refuse(res, 'EBODYTOOLARGE', `request body over ${settings.maxBodyBytes} bytes`, requestId);
       req.resume();
       return;
     }
@@ -365,6 +385,7 @@ class ReverseProxy implements ProxyContract, UpgradeHost {
     const mcp = this.#mcp;
     const session = mcp?.route(cluster, req, headers);
     if (session === null) {
+      this.#identify(res, requestId);
       sendSessionNotFound(res, 'no replica of this proxy issued this session', requestId);
       req.resume();
       return;
@@ -397,8 +418,10 @@ class ReverseProxy implements ProxyContract, UpgradeHost {
         // a retry of a call that allows one, or after a backend refused it unprocessed (any method).
         body = limitBody(
           req,
-          res,
-          requestId,
+          (code, message) => {
+            closeAfter(res);
+            this.#refuse(res, code, message, requestId);
+          },
           settings.maxBodyBytes,
           sweeper,
           settings.clock,
@@ -431,7 +454,8 @@ class ReverseProxy implements ProxyContract, UpgradeHost {
       if (http2) options.signal = resetSignal(res); // a reset stream cancels the upstream request at once
       try {
         await cluster.stream(options, (head) => {
-          mcp?.learn(cluster, req, head, session);
+          // The MCP session rewrite changes the header object; otherwise the raw list is written.
+          const rewritten = mcp?.learn(cluster, req, head, session) === true;
           if (record !== undefined) {
             record.endpoint = head.endpoint.id;
             record.attempts = head.attempt;
@@ -442,14 +466,14 @@ class ReverseProxy implements ProxyContract, UpgradeHost {
             affinity.cookie === undefined
               ? undefined
               : this.affinity.cookieFor(cluster, head.endpoint, affinity.cookie);
-          if (grpc && head.headers['grpc-status'] !== undefined) {
+          const idHeader = settings.requestIdHeader;
+          if (grpc && head.header('grpc-status') !== undefined) {
             // Trailers-Only (an error before any message): relayed as one frame that ends the stream.
+            this.#identify(res, requestId);
             sendTrailersOnly(res, responseHeaders(head.headers) as Record<string, string | string[]>);
             return trailersOnlySink();
           }
-          if (settings.onResponse === undefined) {
-            writeResponseHead(res, head.statusCode, head.headers, settings.via, cookie);
-          } else {
+          if (settings.onResponse !== undefined) {
             const upstream: UpstreamResponse = {
               statusCode: head.statusCode,
               headers: head.headers,
@@ -457,7 +481,27 @@ class ReverseProxy implements ProxyContract, UpgradeHost {
               attempt: head.attempt,
             };
             settings.onResponse(req, res, upstream);
-            writeResponseHead(res, upstream.statusCode, upstream.headers, settings.via, cookie);
+            writeResponseHead(
+              res,
+              upstream.statusCode,
+              upstream.headers,
+              settings.via,
+              cookie,
+              idHeader,
+              requestId,
+            );
+          } else if (rewritten) {
+            writeResponseHead(res, head.statusCode, head.headers, settings.via, cookie, idHeader, requestId);
+          } else {
+            writeRelayedHead(
+              res,
+              head.statusCode,
+              head.rawHeaders,
+              settings.via,
+              cookie,
+              idHeader,
+              requestId,
+            );
           }
           // The body moves while bytes are relayed; both a silent upstream and a client that stops
           // reading stall it. The sweeper reads the count, so a chunk costs nothing here.
@@ -490,10 +534,11 @@ class ReverseProxy implements ProxyContract, UpgradeHost {
         `upstream request failed: ${message}`,
       );
       if (settings.onError !== undefined) {
+        this.#identify(res, requestId);
         settings.onError(req, res, { code, status, message, requestId, cause: error, attempts });
         if (res.headersSent || res.writableEnded) return;
       }
-      sendError(res, code, message, requestId, { status });
+      this.#refuse(res, code, message, requestId, { status });
     } finally {
       if (--this.#inflight === 0 && this.#idle !== undefined) this.#idle();
     }
@@ -511,8 +556,10 @@ class ReverseProxy implements ProxyContract, UpgradeHost {
     const gone = await ownerGoneReason(cluster, session.endpointId, error);
     if (gone === undefined) return false;
     mcp.forget(cluster, session);
-    if (!responseGone(res) && !res.writableEnded)
+    if (!responseGone(res) && !res.writableEnded) {
+      this.#identify(res, requestId);
       sendSessionNotFound(res, `the session's replica is gone (${gone})`, requestId);
+    }
     return true;
   }
 }

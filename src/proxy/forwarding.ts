@@ -6,7 +6,7 @@
 import { randomUUID } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { describeValue } from '../core/validate.js';
-import { endToEnd, responseHeaders } from './headers.js';
+import { endToEnd, relayedHeaders, responseHeaders } from './headers.js';
 import type { ProxyOptions, ProxySettings } from './options.js';
 import type { CompiledRoute } from './routes.js';
 
@@ -109,8 +109,40 @@ export function upstreamHeaders(
 }
 
 /**
- * Writes the status line and headers of an upstream answer: hop-by-hop headers out, `Via` and an
- * affinity cookie in.
+ * Writes the head of an upstream answer as it came (its raw header list, see `relayedHeaders`), plus
+ * `Via`, an affinity cookie and the request id (unless the upstream sent its own): the common path.
+ */
+export function writeRelayedHead(
+  res: ServerResponse,
+  statusCode: number,
+  raw: readonly Buffer[],
+  via: string | undefined,
+  cookie: string | undefined,
+  requestIdHeader: string | undefined,
+  requestId: string | undefined,
+): void {
+  const list = relayedHeaders(raw);
+  const lengthKnown = listHas(list, 'content-length');
+  // Another Via or Set-Cookie line rather than a joined value: the same thing (RFC 9110 §5.3).
+  if (via !== undefined) list.push('via', via);
+  if (cookie !== undefined) list.push('set-cookie', cookie);
+  if (requestId !== undefined && !listHas(list, requestIdHeader as string))
+    list.push(requestIdHeader as string, requestId);
+  if (res.getHeaderNames().length === 0) {
+    res.writeHead(statusCode, list);
+  } else {
+    // Headers set before (a middleware's, rate-limit ones): the upstream's replace those of the same
+    // name and repeated ones stay repeated (Node 20's writeHead would keep the last of each name).
+    for (let i = 0; i < list.length; i += 2) res.removeHeader(list[i] as string);
+    for (let i = 0; i < list.length; i += 2) res.appendHeader(list[i] as string, list[i + 1] as string);
+    res.writeHead(statusCode);
+  }
+  flushUnlessSized(res, lengthKnown);
+}
+
+/**
+ * Writes the head of an upstream answer from a header object (one changed by `onResponse` or the MCP
+ * session rewrite): hop-by-hop headers out, `Via`, an affinity cookie and the request id in.
  */
 export function writeResponseHead(
   res: ServerResponse,
@@ -118,6 +150,8 @@ export function writeResponseHead(
   upstreamHeaders: Record<string, string | string[] | undefined>,
   via: string | undefined,
   cookie: string | undefined,
+  requestIdHeader: string | undefined,
+  requestId: string | undefined,
 ): void {
   const headers = responseHeaders(upstreamHeaders);
   if (via !== undefined) {
@@ -131,10 +165,27 @@ export function writeResponseHead(
         ? [cookie]
         : [...(Array.isArray(existing) ? existing : [String(existing)]), cookie];
   }
+  if (requestId !== undefined && headers[requestIdHeader as string] === undefined)
+    headers[requestIdHeader as string] = requestId;
   res.writeHead(statusCode, headers);
-  // A body of known length is written with its headers in one go; a stream (SSE, chunked) gets its
-  // headers at once, so the client sees the response start before the first event.
-  if (upstreamHeaders['content-length'] === undefined) res.flushHeaders();
+  flushUnlessSized(res, upstreamHeaders['content-length'] !== undefined);
+}
+
+/**
+ * A body of known length is written with its headers in one go; a stream (SSE, chunked) gets its
+ * headers at once, so the client sees the response start before the first event.
+ */
+function flushUnlessSized(res: ServerResponse, lengthKnown: boolean): void {
+  if (!lengthKnown) res.flushHeaders();
+}
+
+/** True when a flat header list holds `lowerName` (any case). */
+function listHas(list: readonly string[], lowerName: string): boolean {
+  for (let i = 0; i < list.length; i += 2) {
+    const name = list[i] as string;
+    if (name.length === lowerName.length && name.toLowerCase() === lowerName) return true;
+  }
+  return false;
 }
 
 /** The path sent upstream for an admitted request: its route's prefix stripped, then `pathRewrite`. */

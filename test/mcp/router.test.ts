@@ -25,13 +25,18 @@ function setup(mode: 'stateless' | 'table') {
       method,
       headers: session === undefined ? {} : { 'mcp-session-id': session },
     }) as unknown as IncomingMessage;
-  const answer = (endpoint: string, statusCode: number, session?: string): ClusterStreamHead => ({
-    statusCode,
-    headers: session === undefined ? {} : { 'mcp-session-id': session },
-    endpoint: cluster.endpoints.find((e) => e.id === endpoint) as ClusterStreamHead['endpoint'],
-    bytesRelayed: 0,
-    attempt: 1,
-  });
+  const answer = (endpoint: string, statusCode: number, session?: string): ClusterStreamHead => {
+    const headers: Record<string, string> = session === undefined ? {} : { 'mcp-session-id': session };
+    return {
+      statusCode,
+      headers,
+      rawHeaders: session === undefined ? [] : [Buffer.from('Mcp-Session-Id'), Buffer.from(session)],
+      header: (name) => headers[name.toLowerCase()],
+      endpoint: cluster.endpoints.find((e) => e.id === endpoint) as ClusterStreamHead['endpoint'],
+      bytesRelayed: 0,
+      attempt: 1,
+    };
+  };
   return { cluster, router, request, answer };
 }
 

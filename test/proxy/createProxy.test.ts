@@ -113,6 +113,71 @@ describe('createProxy', () => {
     expect(response.headers['x-secret']).toBeUndefined(); // named in the upstream's Connection
   });
 
+  it('relays an answer head as it came: case, order, repeated headers and bytes, with its own request id kept', async () => {
+    // A backend that writes its head by hand: mixed case, two Set-Cookie and two Link lines, a value
+    // in UTF-8 bytes, a request id of its own, and a hop-by-hop header named in Connection.
+    const backend = net.createServer((socket) => {
+      socket.once('data', () => {
+        const head = Buffer.concat([
+          Buffer.from(
+            'HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nSet-Cookie: a=1\r\nX-Trace: one\r\nSet-Cookie: b=2\r\n' +
+              'Link: </a>; rel=preload\r\nLink: </b>; rel=preload\r\nX-Request-Id: from-backend\r\n' +
+              'Connection: keep-alive, X-Hop\r\nX-Hop: secret\r\nX-Name: ',
+            'latin1',
+          ),
+          Buffer.from('café', 'utf8'),
+          Buffer.from('\r\nContent-Length: 2\r\n\r\nok', 'latin1'),
+        ]);
+        socket.write(head);
+      });
+    });
+    await new Promise<void>((resolve) => backend.listen(0, '127.0.0.1', resolve));
+    defer(() => new Promise((resolve) => backend.close(resolve)));
+    const { port } = await proxy({
+      cluster: { backends: [`http://127.0.0.1:${(backend.address() as AddressInfo).port}`] },
+    });
+    const answer = await rawRequest(port, 'GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n');
+    const lines = answer.split('\r\n\r\n')[0]?.split('\r\n') ?? [];
+    expect(lines[0]).toBe('HTTP/1.1 200 OK');
+    expect(lines.slice(1, 10)).toEqual([
+      'Content-Type: text/plain',
+      'Set-Cookie: a=1',
+      'X-Trace: one',
+      'Set-Cookie: b=2',
+      'Link: </a>; rel=preload',
+      'Link: </b>; rel=preload',
+      'X-Request-Id: from-backend',
+      `X-Name: ${Buffer.from('café', 'utf8').toString('latin1')}`, // the same bytes, read as latin1
+      'Content-Length: 2',
+    ]);
+    expect(answer.toLowerCase()).not.toContain('x-hop');
+    expect(answer.match(/x-request-id/gi)).toHaveLength(1);
+    expect(answer.endsWith('\r\n\r\nok')).toBe(true);
+  });
+
+  it("lets headers set before the proxy (a middleware) stand, replaced by the upstream's of the same name", async () => {
+    const target = await upstream((_req, res) => {
+      res.setHeader('set-cookie', ['a=1', 'b=2']);
+      res.setHeader('x-frame-options', 'DENY');
+      res.end('ok');
+    });
+    const p = createProxy({ cluster: { backends: [target.url] } });
+    defer(() => p.close({ timeoutMs: 500 }));
+    const server = http.createServer((req, res) => {
+      res.setHeader('access-control-allow-origin', '*');
+      res.setHeader('x-frame-options', 'SAMEORIGIN');
+      p.handler(req, res);
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    defer(() => new Promise((resolve) => server.close(resolve)));
+    const response = await request(`http://127.0.0.1:${(server.address() as AddressInfo).port}/`);
+    await response.body.text();
+    expect(response.headers['access-control-allow-origin']).toBe('*');
+    expect(response.headers['x-frame-options']).toBe('DENY');
+    expect(response.headers['set-cookie']).toEqual(['a=1', 'b=2']);
+    expect(response.headers['x-request-id']).toMatch(/^[0-9a-f-]{36}$/);
+  });
+
   it('keeps a valid client request id, replaces a bad one, and rewrites Host on request', async () => {
     const target = await echo();
     const { url } = await proxy({ cluster: { backends: [target.url] }, rewriteHost: true, via: true });
