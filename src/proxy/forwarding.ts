@@ -3,11 +3,11 @@
  * upstream (hop-by-hop ones stripped, `X-Forwarded-*` set under `trustProxy`, a request id kept or
  * made, `Via` and `Forwarded` when asked), and the head of the answer written back.
  */
-import { randomUUID } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { describeValue } from '../core/validate.js';
 import { endToEnd, relayedHeaders, responseHeaders } from './headers.js';
 import type { ProxyOptions, ProxySettings } from './options.js';
+import { newRequestId } from './requestIds.js';
 import type { CompiledRoute } from './routes.js';
 
 const REQUEST_ID = /^[A-Za-z0-9._:-]{1,200}$/;
@@ -22,11 +22,11 @@ export interface ClientAddress {
   readonly peerTrusted: boolean;
 }
 
-/** The request id to use: the client's when it sent a sane one, otherwise a new UUID; none when off. */
+/** The request id to use: the client's when it sent a sane one, otherwise a new one; none when off. */
 export function requestIdOf(req: IncomingMessage, header: string | undefined): string | undefined {
   if (header === undefined) return undefined;
   const incoming = req.headers[header];
-  return typeof incoming === 'string' && REQUEST_ID.test(incoming) ? incoming : randomUUID();
+  return typeof incoming === 'string' && REQUEST_ID.test(incoming) ? incoming : newRequestId();
 }
 
 /**
