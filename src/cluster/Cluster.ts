@@ -7,6 +7,7 @@
  *   panic mode, slow start), handed to the balancer;
  * - Attempt.ts: one try from pick to end (in-flight count, pool slot, breaker permit, outcome);
  * - retrying.ts: retries and requeues on endpoints not tried yet;
+ * - StreamCall.ts: a `stream()` call, its tries and the promise of its end;
  * - ResponseRelay.ts: `stream()`'s dispatch handler, relaying an answer into a Writable.
  *
  * Requests: `execute(fn)` runs any call against a picked endpoint; `request()` is undici-style and
@@ -49,9 +50,10 @@ import {
   resolveBalancer,
   resolveRetry,
 } from './options.js';
-import type { ClusterStreamFactory, ClusterStreamResult, ResponseRelay } from './ResponseRelay.js';
+import type { ClusterStreamFactory, ClusterStreamResult } from './ResponseRelay.js';
 import { type RetryingCall, withRetries } from './retrying.js';
-import { discardBody, fetchCall, requestCall, streamCall } from './transports.js';
+import { streamCall } from './StreamCall.js';
+import { discardBody, fetchCall, requestCall } from './transports.js';
 
 export type {
   ClusterEvents,
@@ -367,7 +369,8 @@ export class Cluster extends EventEmitter<ClusterEvents> {
    */
   stream(options: ClusterRequestOptions, factory: ClusterStreamFactory): Promise<ClusterStreamResult> {
     const call = streamCall(this.#attempts, options, factory, this.#mightRetry);
-    return call instanceof TypeError ? Promise.reject(call) : this.#run(call).then(acceptRelay);
+    if (call instanceof TypeError) return Promise.reject(call);
+    return this.#closed ? this.#closedError() : call.run(this.#retry, this.#untriedLeft);
   }
 
   /**
@@ -480,8 +483,11 @@ export class Cluster extends EventEmitter<ClusterEvents> {
   readonly #untriedLeft = (tried: ReadonlySet<string>): boolean => this.#eligibility.untriedLeft(tried);
 
   #run<T>(call: RetryingCall<T>): Promise<T> {
-    if (this.#closed) return Promise.reject(new McgravityError('ECLOSED', `cluster ${this.name} is closed`));
-    return withRetries(this.#retry, call, this.#untriedLeft);
+    return this.#closed ? this.#closedError() : withRetries(this.#retry, call, this.#untriedLeft);
+  }
+
+  #closedError(): Promise<never> {
+    return Promise.reject(new McgravityError('ECLOSED', `cluster ${this.name} is closed`));
   }
 }
 
@@ -493,10 +499,6 @@ function checkDiscovery(discovery: Discovery | undefined): Discovery | undefined
     );
   }
   return discovery;
-}
-
-function acceptRelay(relay: ResponseRelay): Promise<ClusterStreamResult> {
-  return relay.accept();
 }
 
 /** Creates a {@link Cluster}. */

@@ -65,6 +65,18 @@ export type ClusterStreamFactory = (head: ClusterStreamHead) => Writable;
 /** True when the retry policy might retry this answer, so it must be held (one function per cluster). */
 export type MightRetry = (head: ClusterStreamHead, idempotent: boolean) => boolean;
 
+/** Who waits for a relay's head: told once, of the head (relaying, or held for a decision) or a failure. */
+export interface HeadWaiter {
+  headed(relay: ResponseRelay, held: boolean): void;
+  headFailed(error: unknown): void;
+}
+
+/** Who waits for a relayed answer's end: told once, when the Writable has finished or either side broke. */
+export interface RelaySettle {
+  resolve(result: ClusterStreamResult): void;
+  reject(error: unknown): void;
+}
+
 type State = 'connecting' | 'relaying' | 'held' | 'discarding' | 'done';
 
 /** A dropped answer's body is read (to keep the connection) up to this size, then the connection is cut. */
@@ -87,8 +99,7 @@ export class ResponseRelay implements ClusterStreamHead, DeadlineItem {
   readonly #factory: ClusterStreamFactory;
   readonly #idempotent: Idempotence;
   readonly #signal: AbortSignal | undefined;
-  #resolveHead: ((relay: ResponseRelay) => void) | undefined;
-  #rejectHead: ((error: unknown) => void) | undefined;
+  #waiter: HeadWaiter | undefined;
   #state: State = 'connecting';
   /** undici's abort for this request, from `onConnect`. */
   #abort: ((reason: Error) => void) | undefined;
@@ -111,7 +122,7 @@ export class ResponseRelay implements ClusterStreamHead, DeadlineItem {
   #resume: (() => void) | undefined;
   #result: ClusterStreamResult | undefined;
   #failure: unknown;
-  #settle: { resolve: (result: ClusterStreamResult) => void; reject: (error: unknown) => void } | undefined;
+  #settle: RelaySettle | undefined;
   #onAbort: (() => void) | undefined;
 
   constructor(
@@ -122,8 +133,7 @@ export class ResponseRelay implements ClusterStreamHead, DeadlineItem {
     factory: ClusterStreamFactory,
     idempotent: Idempotence,
     signal: AbortSignal | undefined,
-    resolveHead: (relay: ResponseRelay) => void,
-    rejectHead: (error: unknown) => void,
+    waiter: HeadWaiter,
   ) {
     this.#attempt = attempt;
     this.attempt = attemptNumber;
@@ -132,8 +142,7 @@ export class ResponseRelay implements ClusterStreamHead, DeadlineItem {
     this.#factory = factory;
     this.#idempotent = idempotent;
     this.#signal = signal;
-    this.#resolveHead = resolveHead;
-    this.#rejectHead = rejectHead;
+    this.#waiter = waiter;
     if (signal !== undefined) {
       this.#onAbort = () => this.#abort?.(abortReason(signal));
       signal.addEventListener('abort', this.#onAbort);
@@ -174,12 +183,15 @@ export class ResponseRelay implements ClusterStreamHead, DeadlineItem {
    * Writable and it has finished; rejects when either side broke first (the Writable is destroyed).
    */
   accept(): Promise<ClusterStreamResult> {
+    return new Promise((resolve, reject) => this.acceptInto({ resolve, reject }));
+  }
+
+  /** {@link accept}, telling `settle` instead of making a promise. */
+  acceptInto(settle: RelaySettle): void {
     if (this.#state === 'held') this.#relayHeld();
-    if (this.#result !== undefined) return Promise.resolve(this.#result);
-    if (this.#failure !== undefined) return Promise.reject(this.#failure);
-    return new Promise((resolve, reject) => {
-      this.#settle = { resolve, reject };
-    });
+    if (this.#result !== undefined) settle.resolve(this.#result);
+    else if (this.#failure !== undefined) settle.reject(this.#failure);
+    else this.#settle = settle;
   }
 
   /** Drops a held answer (a retry replaces it): its body is read and thrown away. */
@@ -216,15 +228,16 @@ export class ResponseRelay implements ClusterStreamHead, DeadlineItem {
     this.#rawHeaders = rawHeaders;
     this.#resumeParser = resume;
     this.#attempt.answered(statusCode, rawHeaderOf(rawHeaders, 'retry-after'));
-    if (this.#mightRetry(this, idempotenceOf(this.#idempotent))) {
+    const held = this.#mightRetry(this, idempotenceOf(this.#idempotent));
+    if (held) {
       this.#state = 'held';
       this.#paused = true;
     } else {
       this.#open();
     }
-    const resolve = this.#resolveHead;
-    this.#resolveHead = this.#rejectHead = undefined;
-    resolve?.(this);
+    const waiter = this.#waiter;
+    this.#waiter = undefined;
+    waiter?.headed(this, held);
     return !this.#paused;
   }
 
@@ -284,9 +297,9 @@ export class ResponseRelay implements ClusterStreamHead, DeadlineItem {
         this.#deadlines?.remove(this);
         this.#detachSignal();
         this.#attempt.failed(error, this.#signal);
-        const reject = this.#rejectHead;
-        this.#resolveHead = this.#rejectHead = undefined;
-        reject?.(this.#sent || failureKind(error) === 'connect-failure' ? error : unsent(error));
+        const waiter = this.#waiter;
+        this.#waiter = undefined;
+        waiter?.headFailed(this.#sent || failureKind(error) === 'connect-failure' ? error : unsent(error));
         return;
       }
       case 'held':

@@ -55,7 +55,7 @@ export function withRetries<T>(
 }
 
 /** The retry machinery, entered after a first attempt that failed (or before any, with a per-try timeout). */
-function retrying<T>(
+export function retrying<T>(
   retry: RetryPolicy,
   first: { readonly value: T } | { readonly error: unknown } | undefined,
   call: RetryingCall<T>,

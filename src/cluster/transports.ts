@@ -1,7 +1,6 @@
 /**
- * The HTTP ways a cluster sends: undici `request()` (a body stream to read), a dispatch handler that
- * writes the answer into a Writable (`stream()`, the proxy's path), and WHATWG `fetch()`. Each makes
- * the call's attempt function: every try is an {@link Attempt} from `source.begin()` that enters the
+ * The HTTP ways a cluster sends: undici `request()` (a body stream to read) and WHATWG `fetch()`
+ * (`stream()`, the proxy's path, has StreamCall.ts). Each makes the call's attempt function: every try is an {@link Attempt} from `source.begin()` that enters the
  * endpoint's pool, records the answer or the failure, and ends when the endpoint is done with it.
  */
 import { Readable } from 'node:stream';
@@ -16,11 +15,11 @@ import { describeValue } from '../core/validate.js';
 import { isIdempotentMethod } from '../retry/RetryPolicy.js';
 import type { AttemptSource } from './AttemptSource.js';
 import type { ClusterFetchInit, ClusterRequestOptions, ClusterResponse } from './options.js';
-import { type ClusterStreamFactory, type MightRetry, ResponseRelay } from './ResponseRelay.js';
+import { ResponseRelay } from './ResponseRelay.js';
 import { type Idempotence, idempotenceOf, type RetryingCall } from './retrying.js';
 
 /** Stands for "no signal": passing none to undici saves it an abort listener per request. */
-const NO_SIGNAL = neverAborted;
+export const NO_SIGNAL = neverAborted;
 
 function ignoreError(): void {}
 
@@ -31,7 +30,7 @@ function ignoreError(): void {}
  * waits for a stream still arriving to end within its copy's bound. A stream already partly read
  * that cannot be replayed is not sent again: the call fails instead of sending half a body.
  */
-async function bodyOf(
+export async function bodyOf(
   body: string | Uint8Array | Readable | null,
   n: number,
 ): Promise<string | Uint8Array | Readable | null> {
@@ -44,7 +43,7 @@ async function bodyOf(
 }
 
 /** Method, body and idempotency of a request() or stream() call, or the TypeError its options earn. */
-function requestShape(
+export function requestShape(
   options: ClusterRequestOptions,
   caller: string,
 ): { method: string; body: string | Uint8Array | Readable | null; idempotent: Idempotence } | TypeError {
@@ -117,73 +116,6 @@ export function requestCall(
     responseBody.on('error', ignoreError);
     return { statusCode: response.statusCode, headers: response.headers, body: response.body, endpoint };
   };
-  return retryingCall(attempt, idempotent, options, tried);
-}
-
-/** `stream()`: each try dispatches through a {@link ResponseRelay} into the factory's Writable. */
-export function streamCall(
-  source: AttemptSource,
-  options: ClusterRequestOptions,
-  factory: ClusterStreamFactory,
-  mightRetry: MightRetry,
-): RetryingCall<ResponseRelay> | TypeError {
-  const shape = requestShape(options, 'stream');
-  if (shape instanceof TypeError) return shape;
-  if (typeof factory !== 'function') return new TypeError('stream() needs a factory function');
-  const { method, body, idempotent } = shape;
-  const tried = new Set<string>(options.exclude);
-  const excluded = tried.size;
-  const dispatchOptions: Dispatcher.DispatchOptions = {
-    method: method as Dispatcher.HttpMethod,
-    path: options.path,
-    headers: options.headers ?? {},
-    body,
-  };
-  // The first-byte timeout is ours, to the millisecond; undici's own timers tick every half second.
-  const deadlines =
-    options.headersTimeoutMs === undefined || options.headersTimeoutMs <= 0
-      ? undefined
-      : source.deadlines(options.headersTimeoutMs);
-  let attempts = 0;
-  const attempt = (signal: AbortSignal): Promise<ResponseRelay> => {
-    // The first attempt sends the body as it is; a later one may wait for a stream's copy.
-    if (++attempts === 1) return dispatchAttempt(signal, body);
-    return bodyOf(body, attempts).then((sent) => dispatchAttempt(signal, sent));
-  };
-  const dispatchAttempt = (
-    signal: AbortSignal,
-    sentBody: string | Uint8Array | Readable | null,
-  ): Promise<ResponseRelay> =>
-    new Promise<ResponseRelay>((resolve, reject) => {
-      dispatchOptions.body = sentBody;
-      const current = source.begin(options.key, tried, options.prefer, options.pin);
-      try {
-        current.enterPool();
-      } catch (error) {
-        reject(error);
-        return;
-      }
-      const relay = new ResponseRelay(
-        current,
-        tried.size - excluded,
-        deadlines,
-        mightRetry,
-        factory,
-        idempotent,
-        signal === NO_SIGNAL ? undefined : signal,
-        resolve,
-        reject,
-      );
-      const prefix = current.endpoint.pathPrefix;
-      // undici copies the options at dispatch, so one object serves every attempt.
-      dispatchOptions.path = prefix === '' ? options.path : prefix + options.path;
-      // The relay speaks undici's older handler interface (raw header lists), whose types undici
-      // no longer declares as such (it types trailers as strings; they come as Buffers).
-      current.endpoint.pool.dispatcher.dispatch(
-        dispatchOptions,
-        relay as unknown as Dispatcher.DispatchHandler,
-      );
-    });
   return retryingCall(attempt, idempotent, options, tried);
 }
 
