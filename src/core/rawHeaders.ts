@@ -5,7 +5,7 @@
  */
 
 /** True when `bytes` spell `lowerName` in any case (`lowerName` is lower-case ASCII). */
-export function isHeaderName(bytes: Buffer, lowerName: string): boolean {
+function isHeaderName(bytes: Buffer, lowerName: string): boolean {
   const length = lowerName.length;
   if (bytes.length !== length) return false;
   for (let i = 0; i < length; i++) {

