@@ -31,14 +31,14 @@ const LATENCY_S = 1;
 const ROUNDS = Number(process.env.MCGRAVITY_BENCH_ROUNDS ?? 10);
 
 /** What each turn sends: GETs, or POSTs of a 1 KiB body. */
-interface Workload {
+export interface Workload {
   readonly name: string;
   readonly method: 'GET' | 'POST';
   readonly body: string | undefined;
   readonly rounds: number;
 }
 
-const WORKLOADS: readonly Workload[] = [
+export const WORKLOADS: readonly Workload[] = [
   { name: 'GET', method: 'GET', body: undefined, rounds: ROUNDS },
   {
     name: 'POST 1 KiB',
@@ -80,7 +80,7 @@ function times(ratio: number): string {
 }
 
 /** The value at quantile `q` of `sorted`. */
-function quantile(sorted: readonly number[], q: number): number {
+export function quantile(sorted: readonly number[], q: number): number {
   return sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))] ?? 0;
 }
 
@@ -103,7 +103,7 @@ async function load(
   });
 }
 
-interface Sample {
+export interface Sample {
   readonly rps: number;
   readonly errors: number;
   readonly cpuUs: number | undefined;
@@ -125,6 +125,52 @@ async function measure(url: string, pid: number | undefined, work: Workload): Pr
   };
 }
 
+/** A proxy (or the upstream itself) under test, with its samples per workload. */
+export interface Target {
+  readonly name: string;
+  readonly url: string;
+  readonly child?: ChildProcess;
+  readonly samples: Map<string, Sample[]>;
+}
+
+/** Starts one process per kind (bench/proxyTargets.ts roles) in front of the upstreams on `ports`. */
+export async function startTargets(kinds: readonly string[], ports: readonly number[]): Promise<Target[]> {
+  const targets: Target[] = [];
+  for (const kind of kinds) {
+    // The command and nginx listen on a port chosen here; the others print theirs.
+    const extra = /^(nginx|mcgravity-cli|mcgravity-w)/.test(kind) ? [String(await freePort())] : [];
+    const target = await start([kind, ...ports.map(String), ...extra]);
+    targets.push({
+      name: kind,
+      url: `http://127.0.0.1:${target.line.split(' ')[1]}/`,
+      child: target.child,
+      samples: new Map(),
+    });
+  }
+  return targets;
+}
+
+/**
+ * Every target runs for the whole benchmark (idle until its turn); after a warm-up each, rounds
+ * interleave them, each round in another order, so that a slow spell of the shared machine falls on
+ * all of them.
+ */
+export async function runRounds(targets: readonly Target[], workloads: readonly Workload[]): Promise<void> {
+  for (const target of targets) await load(target.url, WARMUP_S);
+  for (const work of workloads) {
+    for (let round = 0; round < work.rounds; round++) {
+      for (let i = 0; i < targets.length; i++) {
+        const target = targets[(i + round) % targets.length] as Target;
+        const samples = target.samples.get(work.name) ?? [];
+        target.samples.set(work.name, samples);
+        samples.push(await measure(target.url, target.child?.pid, work));
+        process.stderr.write('.');
+      }
+    }
+  }
+  process.stderr.write('\n');
+}
+
 /** Runs the proxy benchmark and returns its table. */
 export async function runProxyBench(): Promise<string> {
   const upstream = await start(['upstream']);
@@ -140,34 +186,12 @@ export async function runProxyBench(): Promise<string> {
   // one change; the ratio columns need the rows they divide by.
   const only = process.env.MCGRAVITY_BENCH_TARGETS?.split(',');
   if (only !== undefined) kinds.splice(0, kinds.length, ...kinds.filter((kind) => only.includes(kind)));
-  const targets: { name: string; url: string; child?: ChildProcess; samples: Map<string, Sample[]> }[] = [
+  const targets: Target[] = [
     { name: 'direct (one upstream)', url: `http://127.0.0.1:${ports[0]}/`, samples: new Map() },
   ];
   try {
-    // Every target runs for the whole benchmark (idle until its turn); rounds interleave them, each
-    // round in another order, so that a slow spell of the shared machine falls on all of them.
-    for (const kind of kinds) {
-      const extra = kind === 'nginx' || kind === 'mcgravity-cli' ? [String(await freePort())] : [];
-      const target = await start([kind, ...ports.map(String), ...extra]);
-      targets.push({
-        name: kind,
-        url: `http://127.0.0.1:${target.line.split(' ')[1]}/`,
-        child: target.child,
-        samples: new Map(),
-      });
-    }
-    for (const target of targets) await load(target.url, WARMUP_S);
-    for (const work of WORKLOADS) {
-      for (let round = 0; round < work.rounds; round++) {
-        for (let i = 0; i < targets.length; i++) {
-          const target = targets[(i + round) % targets.length] as (typeof targets)[number];
-          const samples = target.samples.get(work.name) ?? [];
-          target.samples.set(work.name, samples);
-          samples.push(await measure(target.url, target.child?.pid, work));
-          process.stderr.write('.');
-        }
-      }
-    }
+    targets.push(...(await startTargets(kinds, ports)));
+    await runRounds(targets, WORKLOADS);
   } finally {
     for (const target of targets) target.child?.kill('SIGTERM');
     upstream.child.kill('SIGTERM');

@@ -16,7 +16,7 @@ const upstreams = ports.map((port) => `http://127.0.0.1:${port}`);
 const BODY = Buffer.from('{"hello":"world","items":[1,2,3,4,5,6,7,8,9,10]}');
 
 // Exit cleanly on SIGTERM, so that --cpu-prof can write its profile when the bench stops a target.
-if (process.argv[2] !== 'nginx' && process.argv[2] !== 'mcgravity-cli')
+if (!/^(nginx|mcgravity-cli|mcgravity-w)/.test(process.argv[2] ?? ''))
   process.on('SIGTERM', () => process.exit(0));
 
 function ready(port: number): void {
@@ -76,11 +76,15 @@ switch (role) {
     ready((server.address() as AddressInfo).port);
     break;
   }
-  case 'mcgravity-cli': {
-    // The command as an operator runs it (the built dist/cli.js), with a JSON access log to a file,
-    // and otherwise the options of the `mcgravity` row, so that the difference between the two rows
-    // is the command and its access log.
+  case 'mcgravity-cli':
+  case 'mcgravity-w1':
+  case 'mcgravity-w2': {
+    // The command as an operator runs it (the built dist/cli.js). `mcgravity-cli` writes a JSON access
+    // log to a file and otherwise has the options of the `mcgravity` row, so that the difference
+    // between the two rows is the command and its access log; `mcgravity-w1` and `-w2` run without a
+    // log, with 1 and 2 worker processes (as nginx's rows, access_log off).
     const port = Number(ports.pop());
+    const workers = role === 'mcgravity-w2' ? 2 : 1;
     const dir = mkdtempSync(join(tmpdir(), 'mcgravity-cli-bench-'));
     writeFileSync(
       join(dir, 'proxy.yaml'),
@@ -91,12 +95,18 @@ clusters:
     connection_pool: { max_connections: 64 }
     backends: [${ports.map((p) => `{ address: "127.0.0.1:${p}" }`).join(', ')}]
 listeners: [{ name: web, address: "127.0.0.1:${port}", cluster: bench }]
-access_log: { path: ${join(dir, 'access.log')} }
+${role === 'mcgravity-cli' ? `access_log: { path: ${join(dir, 'access.log')} }` : ''}
 `,
     );
     const child = spawn(
       process.execPath,
-      [new URL('../dist/cli.js', import.meta.url).pathname, '--config', join(dir, 'proxy.yaml')],
+      [
+        new URL('../dist/cli.js', import.meta.url).pathname,
+        '--config',
+        join(dir, 'proxy.yaml'),
+        '--workers',
+        String(workers),
+      ],
       { stdio: ['ignore', 'inherit', 'inherit'] },
     );
     process.on('SIGTERM', () => {
@@ -193,11 +203,12 @@ access_log: { path: ${join(dir, 'access.log')} }
     ready((app.server.address() as AddressInfo).port);
     break;
   }
-  case 'nginx': {
+  case 'nginx':
+  case 'nginx-w2': {
     const dir = mkdtempSync(join(tmpdir(), 'mcgravity-nginx-'));
     const port = Number(ports.pop());
     const conf = `
-worker_processes 1;
+worker_processes ${role === 'nginx-w2' ? 2 : 1};
 daemon off;
 pid ${dir}/nginx.pid;
 error_log ${dir}/error.log warn;

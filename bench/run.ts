@@ -1,5 +1,5 @@
 /**
- * `npm run bench [suite…]`: runs the benchmark suites and prints their tables. Suites: pick, disruption, resilience, proxy, mcp, headers, protocols, memory.
+ * `npm run bench [suite…]`: runs the benchmark suites and prints their tables. Suites: pick, disruption, resilience, proxy, workers, mcp, headers, protocols, memory.
  * Run with `--expose-gc` (the npm script does) so heap figures start from a collected heap.
  */
 
@@ -12,6 +12,7 @@ import { runPickBench } from './pick.js';
 import { runProtocolsBench } from './protocols.js';
 import { runProxyBench } from './proxy.js';
 import { runResilienceBench } from './resilience.js';
+import { runWorkersBench } from './workers.js';
 
 const suites: Record<string, () => string | Promise<string>> = {
   pick: runPickBench,
@@ -22,6 +23,7 @@ const suites: Record<string, () => string | Promise<string>> = {
   headers: runHeadersBench,
   protocols: runProtocolsBench,
   memory: runMemoryBench,
+  workers: runWorkersBench,
 };
 
 const wanted = process.argv.slice(2);
