@@ -3,6 +3,7 @@
  * admin API adds up their statistics and sends each change to both, a crashed worker is replaced,
  * SIGHUP reloads every worker, and SIGTERM drains them all.
  */
+import { spawn } from 'node:child_process';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -10,8 +11,8 @@ import { request } from 'undici';
 import { describe, expect, it } from 'vitest';
 import { within } from '../helpers/async.js';
 import { cleanupAfterEach } from '../helpers/cleanup.js';
-import { cliHelpers } from '../helpers/cli.js';
-import { startUpstream, type Upstream } from '../helpers/upstreams.js';
+import { CLI, cliHelpers, root } from '../helpers/cli.js';
+import { closedPort, startUpstream, type Upstream } from '../helpers/upstreams.js';
 
 const defer = cleanupAfterEach();
 const { start } = cliHelpers(defer);
@@ -109,5 +110,53 @@ listeners:
 
     proxy.child.kill('SIGTERM');
     expect(await proxy.exited).toBe(0);
+  });
+
+  it('workers log at the level the file sets (they logged at info whatever it said)', async () => {
+    const a = await upstream('a');
+    const port = await closedPort();
+    const dir = mkdtempSync(join(tmpdir(), 'mcgravity-workers-'));
+    const file = join(dir, 'proxy.yaml');
+    writeFileSync(
+      file,
+      `global: { log_level: warn, metrics_port: 0 }
+clusters: { web: { backends: [{ address: "127.0.0.1:${a.port}" }] } }
+listeners: [{ name: web, address: "127.0.0.1:${port}", cluster: web }]
+`,
+    );
+    const child = spawn(process.execPath, [...CLI, '--config', file, '--workers', '2'], {
+      cwd: root,
+      env: { ...process.env, MCGRAVITY_AFFINITY_SECRET: 'test-affinity-secret-0123' },
+    });
+    let stderr = '';
+    child.stderr.on('data', (chunk: Buffer) => {
+      stderr += chunk.toString('utf8');
+    });
+    const exited = new Promise((resolve) => child.once('exit', resolve));
+    defer(async () => {
+      if (child.exitCode === null) child.kill('SIGKILL');
+      await exited;
+    });
+    // Nothing is logged at warn when all is well, so readiness is the listener answering.
+    await within(
+      async () => {
+        try {
+          return (await (await request(`http://127.0.0.1:${port}/`)).body.text()) === 'a';
+        } catch {
+          return false;
+        }
+      },
+      15_000,
+      'the workers serving',
+    );
+    await answers(`http://127.0.0.1:${port}`, 20);
+    child.kill('SIGTERM');
+    await exited;
+    const below = stderr
+      .split('\n')
+      .filter((line) => line.trim() !== '')
+      .map((line) => JSON.parse(line) as { level: number; msg: string })
+      .filter((entry) => entry.level < 40);
+    expect(below).toEqual([]);
   });
 });

@@ -37,6 +37,8 @@ export function runWorker(file: string, number: number, log: Logger): Promise<nu
     process.on('message', (message: unknown) => {
       if (!isMessage<ToWorker>(message) || stopping) return;
       if (message.type === 'start') {
+        // The file's log level, as the single process and the primary use it (reloads set it again).
+        if (process.env.MCGRAVITY_LOG_LEVEL === undefined) log.level = message.config.global.log_level;
         Runtime.start(file, message.config, log, { worker: number }).then(
           (started) => {
             runtime = started;
