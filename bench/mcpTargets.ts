@@ -1,6 +1,6 @@
 /**
- * The processes of the MCP benchmark: `replicas <n>` (n stateful MCP server replicas of the SDK, one
- * process) and `proxy <port>…` (mcgravity's proxy with MCP session affinity in front of them).
+ * The processes of the MCP benchmark: `replicas <n> [json]` (n stateful MCP server replicas of the
+ * SDK, one process, answering with SSE streams or, with `json`, JSON bodies) and `proxy <port>…` (mcgravity's proxy with MCP session affinity in front of them).
  * Run only by bench/mcp.ts.
  */
 import type { AddressInfo } from 'node:net';
@@ -11,8 +11,11 @@ process.on('SIGTERM', () => process.exit(0));
 
 if (role === 'replicas') {
   const count = Number(rest[0] ?? 3);
+  const json = rest[1] === 'json'; // answers as JSON bodies; SSE streams otherwise
   const replicas = await Promise.all(
-    Array.from({ length: count }, (_, i) => startMcpReplica(String.fromCharCode(97 + i))),
+    Array.from({ length: count }, (_, i) =>
+      startMcpReplica(String.fromCharCode(97 + i), 'stateful', { json }),
+    ),
   );
   process.stdout.write(`PORTS ${replicas.map((replica) => replica.port).join(' ')}\n`);
 } else if (role === 'proxy') {

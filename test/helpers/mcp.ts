@@ -82,6 +82,7 @@ export function gate(id: string): { open: () => void } {
 export async function startMcpReplica(
   name: string,
   mode: 'stateful' | 'stateless' = 'stateful',
+  options: { /** Answers as one JSON body instead of an SSE stream. */ json?: boolean } = {},
 ): Promise<McpReplica> {
   const sessions = new Set<string>();
   const transports = new Map<string, StreamableHTTPServerTransport>();
@@ -112,6 +113,7 @@ export async function startMcpReplica(
       return;
     }
     const transport = new StreamableHTTPServerTransport({
+      enableJsonResponse: options.json === true,
       sessionIdGenerator: () => randomUUID(),
       onsessioninitialized: (id) => {
         transports.set(id, transport);
