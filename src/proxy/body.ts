@@ -37,11 +37,12 @@ export function readBody(
       if (size > declared) return;
       chunks.push(chunk);
     });
-    req.once('end', () => {
+    // `on`, not `once` (which wraps each listener): a request ends or fails once.
+    req.on('end', () => {
       sweeper.unwatch(watched);
       resolve(Buffer.concat(chunks, Math.min(size, declared)));
     });
-    req.once('error', (error) => {
+    req.on('error', (error) => {
       sweeper.unwatch(watched);
       reject(error);
     });

@@ -185,39 +185,31 @@ class ReverseProxy implements ProxyContract, UpgradeHost {
       }
       // Streams are independent: no pipelining order between them.
       adoptAuthority(req);
-      void this.#guarded(req, res, next);
+      this.#guarded(req, res, next, undefined);
     } else {
       inOrder(this.#guarded, req, res, next);
     }
   };
 
-  /**
-   * Whatever goes wrong (a throwing key function, a bug), the request gets an answer and the process
-   * lives on.
-   */
+  /** Starts a request's handling, with its record and its end message when someone wants them. */
   readonly #guarded = (
     req: IncomingMessage,
     res: ServerResponse,
     next: ((error?: unknown) => void) | undefined,
-  ): Promise<void> => {
+    done: (() => void) | undefined,
+  ): void => {
     const settings = this.settings;
     const published = proxyRequestEndChannel.hasSubscribers;
     // What the request's end reports; made only when an access log or a subscriber wants it.
     const record = published || settings.accessLog !== undefined ? newRecord() : undefined;
     if (record !== undefined && settings.accessLog !== undefined)
       this.#logWhenClosed(req, res, record, settings.accessLog);
-    const started = published ? settings.clock.now() : -1;
-    const handled = this.#handle(req, res, next, record).catch((error: unknown) => {
-      settings.logger?.error(
-        { err: error, method: req.method, url: req.url },
-        'proxy failed to handle a request',
-      );
-      if (record !== undefined) record.error = 'EINTERNAL';
-      if (!responseGone(res) && !res.writableEnded)
-        sendError(res, 'EINTERNAL', 'proxy failed to handle the request', undefined);
-    });
-    if (started < 0) return handled;
-    return handled.then(() => {
+    if (!published) {
+      void this.#handle(req, res, next, record, done);
+      return;
+    }
+    const started = settings.clock.now();
+    void this.#handle(req, res, next, record, undefined).then(() => {
       const message: ProxyRequestEndMessage = {
         req,
         requestId: record?.requestId,
@@ -226,6 +218,7 @@ class ReverseProxy implements ProxyContract, UpgradeHost {
         durationMs: settings.clock.now() - started,
       };
       proxyRequestEndChannel.publish(message);
+      done?.();
     });
   };
 
@@ -327,220 +320,243 @@ class ReverseProxy implements ProxyContract, UpgradeHost {
     res: ServerResponse,
     next: ((error?: unknown) => void) | undefined,
     record: RequestRecord | undefined,
+    done: (() => void) | undefined,
   ): Promise<void> {
-    const settings = this.settings;
-    const grpc = isGrpc(req);
-    const requestId = requestIdOf(req, settings.requestIdHeader);
-    if (record !== undefined) record.requestId = requestId;
-    if (proxyRequestStartChannel.hasSubscribers) {
-      const message: ProxyRequestStartMessage = { req, requestId };
-      proxyRequestStartChannel.publish(message);
-    }
-    const admitted = admit(req, settings, this.#closing);
-    if (isRefusal(admitted)) {
-      if (admitted === NO_ROUTE && next !== undefined) return next();
-      if (record !== undefined) record.error = admitted.code;
-      if (admitted.code === 'ECLOSED' || admitted.code === 'EBADREQUEST') closeAfter(res);
-      this.#refuse(res, admitted.code, admitted.message, requestId, { status: admitted.status });
-      return;
-    }
-    const limited = consumeLimit(admitted, settings, req);
-    if (limited !== undefined) {
-      const decision = await limited;
-      setRateLimitHeaders(res, decision);
-      if (!decision.allowed) {
-        if (record !== undefined) record.error = RATE_LIMITED.code;
-        this.#refuse(res, RATE_LIMITED.code, RATE_LIMITED.message, requestId);
+    // Whatever goes wrong (a throwing key function, a bug), the request gets an answer and the
+    // process lives on; `done` ends its turn on the connection either way.
+    try {
+      const settings = this.settings;
+      const grpc = isGrpc(req);
+      const requestId = requestIdOf(req, settings.requestIdHeader);
+      if (record !== undefined) record.requestId = requestId;
+      if (proxyRequestStartChannel.hasSubscribers) {
+        const message: ProxyRequestStartMessage = { req, requestId };
+        proxyRequestStartChannel.publish(message);
+      }
+      const admitted = admit(req, settings, this.#closing);
+      if (isRefusal(admitted)) {
+        if (admitted === NO_ROUTE && next !== undefined) return next();
+        if (record !== undefined) record.error = admitted.code;
+        if (admitted.code === 'ECLOSED' || admitted.code === 'EBADREQUEST') closeAfter(res);
+        this.#refuse(res, admitted.code, admitted.message, requestId, { status: admitted.status });
         return;
       }
-    }
-    // A body-parsing middleware may have read the body already: send what it parsed, or say why not.
-    const parsed = req.readableEnded ? consumedBody(req) : undefined;
-    if (parsed instanceof McgravityError) {
-      this.#refuse(res, parsed.code, parsed.message, requestId);
-      return;
-    }
-    const length = parsed === undefined ? req.headers['content-length'] : String(parsed.length);
-    const declared = length === undefined ? undefined : Number(length);
-    if (declared !== undefined && declared > settings.maxBodyBytes) {
-      closeAfter(res);
-      this.#refuse(res, 'EBODYTOOLARGE', `request body over ${settings.maxBodyBytes} bytes`, requestId);
-      req.resume();
-      return;
-    }
+      const limited = consumeLimit(admitted, settings, req);
+      if (limited !== undefined) {
+        const decision = await limited;
+        setRateLimitHeaders(res, decision);
+        if (!decision.allowed) {
+          if (record !== undefined) record.error = RATE_LIMITED.code;
+          this.#refuse(res, RATE_LIMITED.code, RATE_LIMITED.message, requestId);
+          return;
+        }
+      }
+      // A body-parsing middleware may have read the body already: send what it parsed, or say why not.
+      const parsed = req.readableEnded ? consumedBody(req) : undefined;
+      if (parsed instanceof McgravityError) {
+        this.#refuse(res, parsed.code, parsed.message, requestId);
+        return;
+      }
+      const length = parsed === undefined ? req.headers['content-length'] : String(parsed.length);
+      const declared = length === undefined ? undefined : Number(length);
+      if (declared !== undefined && declared > settings.maxBodyBytes) {
+        closeAfter(res);
+        this.#refuse(res, 'EBODYTOOLARGE', `request body over ${settings.maxBodyBytes} bytes`, requestId);
+        req.resume();
+        return;
+      }
 
-    const { route } = admitted;
-    const cluster = route.pick(req, settings.random());
-    if (record !== undefined) {
-      record.client = admitted.from.client;
-      record.cluster = cluster.name;
-    }
-    let headers = upstreamHeaders(req, admitted.from, requestId, settings);
-    if (parsed !== undefined) {
-      delete headers['transfer-encoding'];
-      if (parsed.length > 0 || req.headers['content-length'] !== undefined)
-        headers['content-length'] = String(parsed.length);
-    }
-    let upstreamPath = upstreamPathOf(route, admitted.path, req, settings);
-    const mcp = this.#mcp;
-    const session = mcp?.route(cluster, req, headers);
-    if (session === null) {
-      this.#identify(res, requestId);
-      sendSessionNotFound(res, 'no replica of this proxy issued this session', requestId);
-      req.resume();
-      return;
-    }
-    let method = req.method ?? 'GET';
-    if (settings.onRequest !== undefined) {
-      const upstream: UpstreamRequest = { method, path: upstreamPath, headers, cluster };
-      settings.onRequest(req, upstream);
-      if (typeof upstream.path !== 'string' || !upstream.path.startsWith('/'))
-        throw new TypeError(`onRequest left a path that does not start with "/": ${String(upstream.path)}`);
-      ({ method, path: upstreamPath, headers } = upstream);
-    }
-    // No AbortSignal per request (measured: a quarter of the throughput): a client that leaves
-    // before the upstream answers is noticed when the answer comes, and its body is not read.
-    this.#inflight++;
-    try {
-      const http2 = isHttp2(req);
-      const hasBody =
-        (declared !== undefined && declared > 0) ||
-        req.headers['transfer-encoding'] !== undefined ||
-        (http2 && declared === undefined && http2HasBody(req));
-      const sweeper = route.sweeper;
-      let body: Buffer | LimitedBody | null = null;
+      const { route } = admitted;
+      const cluster = route.pick(req, settings.random());
+      if (record !== undefined) {
+        record.client = admitted.from.client;
+        record.cluster = cluster.name;
+      }
+      let headers = upstreamHeaders(req, admitted.from, requestId, settings);
       if (parsed !== undefined) {
-        if (parsed.length > 0) body = parsed;
-      } else if (hasBody && declared !== undefined && declared <= settings.maxReplayBytes) {
-        body = await readBody(req, declared, sweeper, settings.clock);
-      } else if (hasBody) {
-        // A copy of the body, kept while it streams (up to maxReplayBytes), lets it be sent again: by
-        // a retry of a call that allows one, or after a backend refused it unprocessed (any method).
-        body = limitBody(
-          req,
-          (code, message) => {
-            closeAfter(res);
-            this.#refuse(res, code, message, requestId);
-          },
-          settings.maxBodyBytes,
-          sweeper,
-          settings.clock,
-          settings.maxReplayBytes,
-        );
+        delete headers['transfer-encoding'];
+        if (parsed.length > 0 || req.headers['content-length'] !== undefined)
+          headers['content-length'] = String(parsed.length);
       }
-      if (record !== undefined && body !== null) record.body = Buffer.isBuffer(body) ? body.length : body;
-      const affinity = this.affinity.choose(cluster, req, admitted.from.client);
-      let watched: Watched | undefined;
-      // One object, filled in place: conditional spreads would allocate a throwaway object each.
-      const options: ClusterRequestOptions = {
-        method,
-        path: upstreamPath,
-        headers,
-        body,
-        headersTimeoutMs: route.firstByteMs,
-      };
-      if (grpc) {
-        // gRPC semantics: tried again before any response or on UNAVAILABLE (the policy decides),
-        // never once a message was relayed; the call's deadline bounds the wait for its headers.
-        options.idempotent = true;
-        const deadline = grpcTimeoutMs(req);
-        if (deadline !== undefined && (route.firstByteMs <= 0 || deadline < route.firstByteMs))
-          options.headersTimeoutMs = deadline;
+      let upstreamPath = upstreamPathOf(route, admitted.path, req, settings);
+      const mcp = this.#mcp;
+      const session = mcp?.route(cluster, req, headers);
+      if (session === null) {
+        this.#identify(res, requestId);
+        sendSessionNotFound(res, 'no replica of this proxy issued this session', requestId);
+        req.resume();
+        return;
       }
-      if (affinity.key !== undefined) options.key = affinity.key;
-      if (affinity.prefer !== undefined) options.prefer = affinity.prefer;
-      if (session !== undefined) options.pin = session.endpointId;
-      if (mcp !== undefined && Buffer.isBuffer(body) && mcp.repeatable(body)) options.idempotent = true;
-      if (http2) options.signal = resetSignal(res); // a reset stream cancels the upstream request at once
+      let method = req.method ?? 'GET';
+      if (settings.onRequest !== undefined) {
+        const upstream: UpstreamRequest = { method, path: upstreamPath, headers, cluster };
+        settings.onRequest(req, upstream);
+        if (typeof upstream.path !== 'string' || !upstream.path.startsWith('/'))
+          throw new TypeError(`onRequest left a path that does not start with "/": ${String(upstream.path)}`);
+        ({ method, path: upstreamPath, headers } = upstream);
+      }
+      // No AbortSignal per request (measured: a quarter of the throughput): a client that leaves
+      // before the upstream answers is noticed when the answer comes, and its body is not read.
+      this.#inflight++;
       try {
-        await cluster.stream(options, (head) => {
-          // The MCP session rewrite changes the header object; otherwise the raw list is written.
-          const rewritten = mcp?.learn(cluster, req, head, session) === true;
-          if (record !== undefined) {
-            record.endpoint = head.endpoint.id;
-            record.attempts = head.attempt;
-          }
-          // A client gone while the upstream was thinking: the destroyed response stops the upstream.
-          if (responseGone(res)) return goneWritable(res);
-          const cookie =
-            affinity.cookie === undefined
-              ? undefined
-              : this.affinity.cookieFor(cluster, head.endpoint, affinity.cookie);
-          const idHeader = settings.requestIdHeader;
-          if (grpc && head.header('grpc-status') !== undefined) {
-            // Trailers-Only (an error before any message): relayed as one frame that ends the stream.
-            this.#identify(res, requestId);
-            sendTrailersOnly(res, responseHeaders(head.headers) as Record<string, string | string[]>);
-            return trailersOnlySink();
-          }
-          if (settings.onResponse !== undefined) {
-            const upstream: UpstreamResponse = {
-              statusCode: head.statusCode,
-              headers: head.headers,
-              endpoint: head.endpoint,
-              attempt: head.attempt,
-            };
-            settings.onResponse(req, res, upstream);
-            writeResponseHead(
-              res,
-              upstream.statusCode,
-              upstream.headers,
-              settings.via,
-              cookie,
-              idHeader,
-              requestId,
-            );
-          } else if (rewritten) {
-            writeResponseHead(res, head.statusCode, head.headers, settings.via, cookie, idHeader, requestId);
-          } else {
-            writeRelayedHead(
-              res,
-              head.statusCode,
-              head.rawHeaders,
-              settings.via,
-              cookie,
-              idHeader,
-              requestId,
-            );
-          }
-          // The body moves while bytes are relayed; both a silent upstream and a client that stops
-          // reading stall it. The sweeper reads the count, so a chunk costs nothing here.
-          watched = sweeper.watch(
-            () => res.destroy(), // the relay sees the response closed early and aborts the upstream
-            () => head.bytesRelayed,
+        const http2 = isHttp2(req);
+        const hasBody =
+          (declared !== undefined && declared > 0) ||
+          req.headers['transfer-encoding'] !== undefined ||
+          (http2 && declared === undefined && http2HasBody(req));
+        const sweeper = route.sweeper;
+        let body: Buffer | LimitedBody | null = null;
+        if (parsed !== undefined) {
+          if (parsed.length > 0) body = parsed;
+        } else if (hasBody && declared !== undefined && declared <= settings.maxReplayBytes) {
+          body = await readBody(req, declared, sweeper, settings.clock);
+        } else if (hasBody) {
+          // A copy of the body, kept while it streams (up to maxReplayBytes), lets it be sent again: by
+          // a retry of a call that allows one, or after a backend refused it unprocessed (any method).
+          body = limitBody(
+            req,
+            (code, message) => {
+              closeAfter(res);
+              this.#refuse(res, code, message, requestId);
+            },
+            settings.maxBodyBytes,
+            sweeper,
+            settings.clock,
+            settings.maxReplayBytes,
           );
-          return res;
-        });
+        }
+        if (record !== undefined && body !== null) record.body = Buffer.isBuffer(body) ? body.length : body;
+        const affinity = this.affinity.choose(cluster, req, admitted.from.client);
+        let watched: Watched | undefined;
+        // One object, filled in place: conditional spreads would allocate a throwaway object each.
+        const options: ClusterRequestOptions = {
+          method,
+          path: upstreamPath,
+          headers,
+          body,
+          headersTimeoutMs: route.firstByteMs,
+        };
+        if (grpc) {
+          // gRPC semantics: tried again before any response or on UNAVAILABLE (the policy decides),
+          // never once a message was relayed; the call's deadline bounds the wait for its headers.
+          options.idempotent = true;
+          const deadline = grpcTimeoutMs(req);
+          if (deadline !== undefined && (route.firstByteMs <= 0 || deadline < route.firstByteMs))
+            options.headersTimeoutMs = deadline;
+        }
+        if (affinity.key !== undefined) options.key = affinity.key;
+        if (affinity.prefer !== undefined) options.prefer = affinity.prefer;
+        if (session !== undefined) options.pin = session.endpointId;
+        if (mcp !== undefined && Buffer.isBuffer(body) && mcp.repeatable(body)) options.idempotent = true;
+        if (http2) options.signal = resetSignal(res); // a reset stream cancels the upstream request at once
+        try {
+          await cluster.stream(options, (head) => {
+            // The MCP session rewrite changes the header object; otherwise the raw list is written.
+            const rewritten = mcp?.learn(cluster, req, head, session) === true;
+            if (record !== undefined) {
+              record.endpoint = head.endpoint.id;
+              record.attempts = head.attempt;
+            }
+            // A client gone while the upstream was thinking: the destroyed response stops the upstream.
+            if (responseGone(res)) return goneWritable(res);
+            const cookie =
+              affinity.cookie === undefined
+                ? undefined
+                : this.affinity.cookieFor(cluster, head.endpoint, affinity.cookie);
+            const idHeader = settings.requestIdHeader;
+            if (grpc && head.header('grpc-status') !== undefined) {
+              // Trailers-Only (an error before any message): relayed as one frame that ends the stream.
+              this.#identify(res, requestId);
+              sendTrailersOnly(res, responseHeaders(head.headers) as Record<string, string | string[]>);
+              return trailersOnlySink();
+            }
+            if (settings.onResponse !== undefined) {
+              const upstream: UpstreamResponse = {
+                statusCode: head.statusCode,
+                headers: head.headers,
+                endpoint: head.endpoint,
+                attempt: head.attempt,
+              };
+              settings.onResponse(req, res, upstream);
+              writeResponseHead(
+                res,
+                upstream.statusCode,
+                upstream.headers,
+                settings.via,
+                cookie,
+                idHeader,
+                requestId,
+              );
+            } else if (rewritten) {
+              writeResponseHead(
+                res,
+                head.statusCode,
+                head.headers,
+                settings.via,
+                cookie,
+                idHeader,
+                requestId,
+              );
+            } else {
+              writeRelayedHead(
+                res,
+                head.statusCode,
+                head.rawHeaders,
+                settings.via,
+                cookie,
+                idHeader,
+                requestId,
+              );
+            }
+            // The body moves while bytes are relayed; both a silent upstream and a client that stops
+            // reading stall it. The sweeper reads the count, so a chunk costs nothing here.
+            watched = sweeper.watch(
+              () => res.destroy(), // the relay sees the response closed early and aborts the upstream
+              () => head.bytesRelayed,
+            );
+            return res;
+          });
+        } finally {
+          if (watched !== undefined) sweeper.unwatch(watched);
+        }
+      } catch (error) {
+        // Gone, or already answered (413 for a body cut off while streaming): nothing more to say.
+        if (responseGone(res) || res.writableEnded) return;
+        if (
+          session !== undefined &&
+          mcp !== undefined &&
+          (await this.#sessionGone(cluster, mcp, session, error, res, requestId))
+        )
+          return;
+        const { code, status, message } = classify(error);
+        const attempts = attemptsOf(error) ?? (code === 'ENOUPSTREAM' ? 0 : 1);
+        if (record !== undefined) {
+          record.error = code;
+          record.attempts = attempts;
+        }
+        settings.logger?.warn(
+          { err: error, requestId, cluster: cluster.name, code, status, method, path: upstreamPath },
+          `upstream request failed: ${message}`,
+        );
+        if (settings.onError !== undefined) {
+          this.#identify(res, requestId);
+          settings.onError(req, res, { code, status, message, requestId, cause: error, attempts });
+          if (res.headersSent || res.writableEnded) return;
+        }
+        this.#refuse(res, code, message, requestId, { status });
       } finally {
-        if (watched !== undefined) sweeper.unwatch(watched);
+        if (--this.#inflight === 0 && this.#idle !== undefined) this.#idle();
       }
     } catch (error) {
-      // Gone, or already answered (413 for a body cut off while streaming): nothing more to say.
-      if (responseGone(res) || res.writableEnded) return;
-      if (
-        session !== undefined &&
-        mcp !== undefined &&
-        (await this.#sessionGone(cluster, mcp, session, error, res, requestId))
-      )
-        return;
-      const { code, status, message } = classify(error);
-      const attempts = attemptsOf(error) ?? (code === 'ENOUPSTREAM' ? 0 : 1);
-      if (record !== undefined) {
-        record.error = code;
-        record.attempts = attempts;
-      }
-      settings.logger?.warn(
-        { err: error, requestId, cluster: cluster.name, code, status, method, path: upstreamPath },
-        `upstream request failed: ${message}`,
+      this.settings.logger?.error(
+        { err: error, method: req.method, url: req.url },
+        'proxy failed to handle a request',
       );
-      if (settings.onError !== undefined) {
-        this.#identify(res, requestId);
-        settings.onError(req, res, { code, status, message, requestId, cause: error, attempts });
-        if (res.headersSent || res.writableEnded) return;
-      }
-      this.#refuse(res, code, message, requestId, { status });
+      if (record !== undefined) record.error = 'EINTERNAL';
+      if (!responseGone(res) && !res.writableEnded)
+        sendError(res, 'EINTERNAL', 'proxy failed to handle the request', undefined);
     } finally {
-      if (--this.#inflight === 0 && this.#idle !== undefined) this.#idle();
+      done?.();
     }
   }
 

@@ -11,12 +11,13 @@
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 
-/** Handles one request; its promise settling (it must not reject) ends the request's turn. */
+/** Handles one request, and calls `done` exactly once when it is over (which ends the request's turn). */
 export type OrderedHandler = (
   req: IncomingMessage,
   res: ServerResponse,
   next: ((error?: unknown) => void) | undefined,
-) => Promise<void>;
+  done: () => void,
+) => void;
 
 interface Waiting {
   readonly handle: OrderedHandler;
@@ -46,8 +47,7 @@ class ConnectionOrder {
   ): void {
     this.running++;
     if (!safe) this.unsafeRunning = true;
-    const done = safe ? this.#safeDone : this.#unsafeDone;
-    handle(req, res, next).then(done, done);
+    handle(req, res, next, safe ? this.#safeDone : this.#unsafeDone);
   }
 
   #done(safe: boolean): void {
