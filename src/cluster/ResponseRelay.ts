@@ -227,7 +227,9 @@ export class ResponseRelay implements ClusterStreamHead, DeadlineItem {
     this.#statusCode = statusCode;
     this.#rawHeaders = rawHeaders;
     this.#resumeParser = resume;
-    this.#attempt.answered(statusCode, rawHeaderOf(rawHeaders, 'retry-after'));
+    // Only a 503 or a 429 cools its endpoint down for a Retry-After; no other answer is searched for one.
+    const coolable = statusCode === 503 || statusCode === 429;
+    this.#attempt.answered(statusCode, coolable ? rawHeaderOf(rawHeaders, 'retry-after') : undefined);
     const held = this.#mightRetry(this, idempotenceOf(this.#idempotent));
     if (held) {
       this.#state = 'held';

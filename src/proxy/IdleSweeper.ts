@@ -50,9 +50,25 @@ export class IdleSweeper {
             prev: undefined,
             next: head,
           };
+    this.#link(entry);
+    return entry;
+  }
+
+  /** Puts `entry` (whose `next` is the current head) first in the list. */
+  #link(entry: Watched): void {
+    const head = this.#head;
     if (head !== undefined) head.prev = entry;
     this.#head = entry;
     if (this.#timer === undefined) this.#schedule();
+  }
+
+  /**
+   * Starts watching an answer being relayed into `stream`: cut (destroyed) when `source.bytesRelayed`
+   * stops growing for the idle time. One object, no closures: the proxy does this for every answer.
+   */
+  watchRelay(stream: { destroy(): unknown }, source: { readonly bytesRelayed: number }): Watched {
+    const entry = new RelayWatch(this.#clock.now(), stream, source, this.#head);
+    this.#link(entry);
     return entry;
   }
 
@@ -99,5 +115,36 @@ export class IdleSweeper {
       entry = next;
     }
     if (this.#head !== undefined) this.#schedule();
+  }
+}
+
+/** A relayed answer under watch (see {@link IdleSweeper.watchRelay}). */
+class RelayWatch implements Watched {
+  lastActivity: number;
+  lastProgress: number;
+  prev: Watched | undefined = undefined;
+  next: Watched | undefined;
+  readonly #stream: { destroy(): unknown };
+  readonly #source: { readonly bytesRelayed: number };
+
+  constructor(
+    now: number,
+    stream: { destroy(): unknown },
+    source: { readonly bytesRelayed: number },
+    next: Watched | undefined,
+  ) {
+    this.lastActivity = now;
+    this.#stream = stream;
+    this.#source = source;
+    this.lastProgress = source.bytesRelayed;
+    this.next = next;
+  }
+
+  onIdle(): void {
+    this.#stream.destroy();
+  }
+
+  progress(): number {
+    return this.#source.bytesRelayed;
   }
 }

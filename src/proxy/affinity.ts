@@ -106,10 +106,12 @@ function cookieAttributes(cookie: CookieAffinity): string {
   return attributes;
 }
 
-/** Per cluster: a Maglev table over its eligible endpoints, and the endpoint of each token. */
+/** Per cluster: a Maglev table over its eligible endpoints, the endpoint of each token and back. */
 interface ClusterAffinity {
   readonly balancer: MaglevBalancer;
   readonly tokens: Map<string, string>;
+  /** Each endpoint's token, by endpoint id: an HMAC made once per membership change, not per answer. */
+  readonly tokenOf: Map<string, string>;
 }
 
 /** Affinity state of one proxy. */
@@ -167,8 +169,12 @@ export class Affinity {
 
   /** An opaque token for an endpoint: HMAC of its id, so a client never sees a backend address. */
   tokenOf(cluster: Cluster, endpoint: Endpoint): string {
+    return this.#state(cluster).tokenOf.get(endpoint.id) ?? this.#token(cluster, endpoint.id);
+  }
+
+  #token(cluster: Cluster, endpointId: string): string {
     return createHmac('sha256', this.#secret)
-      .update(`${cluster.name}\u0000${endpoint.id}`)
+      .update(`${cluster.name}\u0000${endpointId}`)
       .digest('base64url')
       .slice(0, 16);
   }
@@ -184,13 +190,18 @@ export class Affinity {
       const created: ClusterAffinity = {
         balancer: new MaglevBalancer({ tableSize: 4099 }),
         tokens: new Map(),
+        tokenOf: new Map(),
       };
       const refresh = () => {
         const eligible = cluster.eligibleEndpoints;
         created.balancer.update(eligible.map((e) => ({ id: e.id, url: e.url, weight: 1, inflight: 0 })));
         created.tokens.clear();
-        for (const endpoint of cluster.endpoints)
-          created.tokens.set(this.tokenOf(cluster, endpoint), endpoint.id);
+        created.tokenOf.clear();
+        for (const endpoint of cluster.endpoints) {
+          const token = this.#token(cluster, endpoint.id);
+          created.tokens.set(token, endpoint.id);
+          created.tokenOf.set(endpoint.id, token);
+        }
       };
       refresh();
       cluster.on('membership', refresh);

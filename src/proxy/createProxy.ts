@@ -510,10 +510,8 @@ class ReverseProxy implements ProxyContract, UpgradeHost {
             }
             // The body moves while bytes are relayed; both a silent upstream and a client that stops
             // reading stall it. The sweeper reads the count, so a chunk costs nothing here.
-            watched = sweeper.watch(
-              () => res.destroy(), // the relay sees the response closed early and aborts the upstream
-              () => head.bytesRelayed,
-            );
+            // A destroyed response: the relay sees it closed early and aborts the upstream.
+            watched = sweeper.watchRelay(res, head);
             return res;
           });
         } finally {
