@@ -477,6 +477,7 @@ class ReverseProxy implements ProxyContract, UpgradeHost {
                 endpoint: head.endpoint,
                 attempt: head.attempt,
               };
+              this.#identify(res, requestId); // for a hook that reads it from the response
               settings.onResponse(req, res, upstream);
               writeResponseHead(
                 res,
