@@ -23,22 +23,25 @@ const HOP_BY_HOP = new Set([
 /** A `Connection` value that is just `keep-alive` or `close`. */
 const NAMES_NOTHING = /^\s*(?:keep-alive|close)\s*$/i;
 
+/**
+ * The header names a `Connection` value lists, in lower case; undefined for none. Nearly every peer
+ * sends `Connection: keep-alive` (or close), which names no other header: no set to build for it.
+ */
+function namedIn(connection: string | string[] | undefined): Set<string> | undefined {
+  if (connection === undefined || NAMES_NOTHING.test(String(connection))) return undefined;
+  return new Set(
+    String(connection)
+      .toLowerCase()
+      .split(/\s*,\s*/),
+  );
+}
+
 /** Copies `headers` without hop-by-hop headers, those named in `Connection`, and any in `drop`. */
 export function endToEnd(
   headers: IncomingHttpHeaders,
   drop?: ReadonlySet<string>,
 ): Record<string, string | string[]> {
-  const connection = headers.connection;
-  // Nearly every client sends `Connection: keep-alive` (or close), which names no other header: no
-  // set to build for it.
-  const named =
-    connection === undefined || NAMES_NOTHING.test(connection)
-      ? undefined
-      : new Set(
-          String(connection)
-            .toLowerCase()
-            .split(/\s*,\s*/),
-        );
+  const named = namedIn(headers.connection);
   const out: Record<string, string | string[]> = {};
   for (const name in headers) {
     // HTTP/2 pseudo-headers (`:path`, `:authority`…) belong to their message: never forwarded.
@@ -72,10 +75,7 @@ export function relayedHeaders(raw: readonly Buffer[]): string[] {
   for (let i = 0; i + 1 < raw.length; i += 2) {
     const name = util.headerNameToString(raw[i] as Buffer);
     if (HOP_BY_HOP.has(name) || name.charCodeAt(0) === 58) {
-      if (name === 'connection') {
-        const value = (raw[i + 1] as Buffer).toString('latin1');
-        if (!NAMES_NOTHING.test(value)) named = new Set(value.toLowerCase().split(/\s*,\s*/));
-      }
+      if (name === 'connection') named = namedIn((raw[i + 1] as Buffer).toString('latin1'));
       continue;
     }
     list.push(name, (raw[i + 1] as Buffer).toString('latin1'));
