@@ -33,13 +33,7 @@ import {
 import { admit, consumeLimit, isRefusal, NO_ROUTE, RATE_LIMITED } from './admission.js';
 import { Affinity, checkKeyedAffinity } from './affinity.js';
 import { consumedBody, type LimitedBody, limitBody, readBody } from './body.js';
-import {
-  requestIdOf,
-  upstreamHeaders,
-  upstreamPathOf,
-  writeRelayedHead,
-  writeResponseHead,
-} from './forwarding.js';
+import { requestIdOf, upstreamHeaders, upstreamPathOf, writeResponseHead } from './forwarding.js';
 import { grpcTimeoutMs, isGrpc, sendTrailersOnly, trailersOnlySink } from './grpc.js';
 import { responseHeaders } from './headers.js';
 import {
@@ -240,6 +234,12 @@ class ReverseProxy implements ProxyContract, UpgradeHost {
     sendError(res, code, message, requestId, options);
   }
 
+  /** Answers 404 to a request whose MCP session cannot be served, marked with the request id. */
+  #sessionNotFound(res: ServerResponse, message: string, requestId: string | undefined): void {
+    this.#identify(res, requestId);
+    sendSessionNotFound(res, message, requestId);
+  }
+
   /** Hands `log` the request's entry once its response is closed (sent, or its client gone). */
   #logWhenClosed(
     req: IncomingMessage,
@@ -382,8 +382,7 @@ class ReverseProxy implements ProxyContract, UpgradeHost {
       const mcp = this.#mcp;
       const session = mcp?.route(cluster, req, headers);
       if (session === null) {
-        this.#identify(res, requestId);
-        sendSessionNotFound(res, 'no replica of this proxy issued this session', requestId);
+        this.#sessionNotFound(res, 'no replica of this proxy issued this session', requestId);
         req.resume();
         return;
       }
@@ -451,7 +450,6 @@ class ReverseProxy implements ProxyContract, UpgradeHost {
         if (http2) options.signal = resetSignal(res); // a reset stream cancels the upstream request at once
         try {
           await cluster.stream(options, (head) => {
-            // The MCP session rewrite changes the header object; otherwise the raw list is written.
             const rewritten = mcp?.learn(cluster, req, head, session) === true;
             if (record !== undefined) {
               record.endpoint = head.endpoint.id;
@@ -463,55 +461,40 @@ class ReverseProxy implements ProxyContract, UpgradeHost {
               affinity.cookie === undefined
                 ? undefined
                 : this.affinity.cookieFor(cluster, head.endpoint, affinity.cookie);
-            const idHeader = settings.requestIdHeader;
             if (grpc && head.header('grpc-status') !== undefined) {
               // Trailers-Only (an error before any message): relayed as one frame that ends the stream.
               this.#identify(res, requestId);
               sendTrailersOnly(res, responseHeaders(head.headers) as Record<string, string | string[]>);
               return trailersOnlySink();
             }
+            // The raw list as it came, unless the MCP session rewrite or a hook changed the headers.
+            let statusCode = head.statusCode;
+            let headers: UpstreamResponse['headers'] | readonly Buffer[] = rewritten
+              ? head.headers
+              : head.rawHeaders;
             if (settings.onResponse !== undefined) {
               const upstream: UpstreamResponse = {
-                statusCode: head.statusCode,
+                statusCode,
                 headers: head.headers,
                 endpoint: head.endpoint,
                 attempt: head.attempt,
               };
               this.#identify(res, requestId); // for a hook that reads it from the response
               settings.onResponse(req, res, upstream);
-              writeResponseHead(
-                res,
-                upstream.statusCode,
-                upstream.headers,
-                settings.via,
-                cookie,
-                idHeader,
-                requestId,
-              );
-            } else if (rewritten) {
-              writeResponseHead(
-                res,
-                head.statusCode,
-                head.headers,
-                settings.via,
-                cookie,
-                idHeader,
-                requestId,
-              );
-            } else {
-              writeRelayedHead(
-                res,
-                head.statusCode,
-                head.rawHeaders,
-                settings.via,
-                cookie,
-                idHeader,
-                requestId,
-              );
+              ({ statusCode, headers } = upstream);
             }
+            writeResponseHead(
+              res,
+              statusCode,
+              headers,
+              settings.via,
+              cookie,
+              settings.requestIdHeader,
+              requestId,
+            );
             // The body moves while bytes are relayed; both a silent upstream and a client that stops
-            // reading stall it. The sweeper reads the count, so a chunk costs nothing here.
-            // A destroyed response: the relay sees it closed early and aborts the upstream.
+            // reading stall it. The sweeper reads the count, so a chunk costs nothing here; it cuts
+            // by destroying the response, which the relay sees as closed early (the upstream aborts).
             watched = sweeper.watchRelay(res, head);
             return res;
           });
@@ -571,10 +554,8 @@ class ReverseProxy implements ProxyContract, UpgradeHost {
     const gone = await ownerGoneReason(cluster, session.endpointId, error);
     if (gone === undefined) return false;
     mcp.forget(cluster, session);
-    if (!responseGone(res) && !res.writableEnded) {
-      this.#identify(res, requestId);
-      sendSessionNotFound(res, `the session's replica is gone (${gone})`, requestId);
-    }
+    if (!responseGone(res) && !res.writableEnded)
+      this.#sessionNotFound(res, `the session's replica is gone (${gone})`, requestId);
     return true;
   }
 }

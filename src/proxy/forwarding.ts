@@ -110,19 +110,24 @@ export function upstreamHeaders(
 }
 
 /**
- * Writes the head of an upstream answer as it came (its raw header list, see `relayedHeaders`), plus
- * `Via`, an affinity cookie and the request id (unless the upstream sent its own): the common path.
+ * Writes the head of an upstream answer, plus `Via`, an affinity cookie and the request id (unless
+ * the upstream sent its own). `headers` is the raw list as it came (the common path, see
+ * `relayedHeaders`), or a header object someone changed (`onResponse`, the MCP session rewrite).
  */
-export function writeRelayedHead(
+export function writeResponseHead(
   res: ServerResponse,
   statusCode: number,
-  raw: readonly Buffer[],
+  headers: readonly Buffer[] | Record<string, string | string[] | undefined>,
   via: string | undefined,
   cookie: string | undefined,
   requestIdHeader: string | undefined,
   requestId: string | undefined,
 ): void {
-  const list = relayedHeaders(raw);
+  if (!isRawList(headers)) {
+    writeHeadFromObject(res, statusCode, headers, via, cookie, requestIdHeader, requestId);
+    return;
+  }
+  const list = relayedHeaders(headers);
   const lengthKnown = listHas(list, 'content-length');
   // Another Via or Set-Cookie line rather than a joined value: the same thing (RFC 9110 §5.3).
   if (via !== undefined) list.push('via', via);
@@ -141,11 +146,14 @@ export function writeRelayedHead(
   flushUnlessSized(res, lengthKnown);
 }
 
-/**
- * Writes the head of an upstream answer from a header object (one changed by `onResponse` or the MCP
- * session rewrite): hop-by-hop headers out, `Via`, an affinity cookie and the request id in.
- */
-export function writeResponseHead(
+function isRawList(
+  headers: readonly Buffer[] | Record<string, string | string[] | undefined>,
+): headers is readonly Buffer[] {
+  return Array.isArray(headers);
+}
+
+/** The object path of {@link writeResponseHead}: hop-by-hop headers out, the additions in. */
+function writeHeadFromObject(
   res: ServerResponse,
   statusCode: number,
   upstreamHeaders: Record<string, string | string[] | undefined>,
