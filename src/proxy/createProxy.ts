@@ -13,7 +13,8 @@
  * 6. `cluster.stream()`: picked, retried, relayed into the response with an idle timeout and no
  *    total timeout (SSE and long downloads flow);
  * 7. respond.ts: every error answer.
- * Upgrades take the same steps in upgrade.ts; server.ts owns `listen()` and `close()`.
+ * Upgrades take the same steps in upgrade.ts; server.ts owns `listen()` and `close()`;
+ * requestRecord.ts keeps what the access log and the diagnostics end message report.
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Duplex } from 'node:stream';
@@ -49,7 +50,6 @@ import {
 } from './http2.js';
 import type { Watched } from './IdleSweeper.js';
 import type {
-  AccessLogEntry,
   Proxy as ProxyContract,
   ProxyOptions,
   ProxySettings,
@@ -58,6 +58,7 @@ import type {
 } from './options.js';
 import { resolveProxyOptions } from './options.js';
 import { inOrder } from './ordering.js';
+import { logWhenClosed, newRecord, type RequestRecord } from './requestRecord.js';
 import { classify, sendError, sendSessionNotFound } from './respond.js';
 import { ProxyServers } from './server.js';
 import { proxyUpgrade, type UpgradeHost } from './upgrade.js';
@@ -83,43 +84,6 @@ export type {
   RateLimitKeySource,
   RateLimitMatch,
 } from './rateLimits.js';
-
-/** What a request's end reports (access log, diagnostics), filled in as the request goes. */
-interface RequestRecord {
-  requestId: string | undefined;
-  client: string | undefined;
-  /** The request body: its size, or the stream that counts it. */
-  body: number | LimitedBody;
-  cluster: string | undefined;
-  endpoint: string | undefined;
-  attempts: number;
-  error: ErrorCode | undefined;
-}
-
-let isoMs = -1;
-let isoText = '';
-
-/** The time now as ISO 8601 text, made once per millisecond however many requests share it. */
-function isoNow(): string {
-  const ms = Date.now();
-  if (ms !== isoMs) {
-    isoMs = ms;
-    isoText = new Date(ms).toISOString();
-  }
-  return isoText;
-}
-
-function newRecord(): RequestRecord {
-  return {
-    requestId: undefined,
-    client: undefined,
-    body: 0,
-    cluster: undefined,
-    endpoint: undefined,
-    attempts: 0,
-    error: undefined,
-  };
-}
 
 /** Creates a reverse proxy. */
 export function createProxy(options: ProxyOptions): ProxyContract {
@@ -197,7 +161,7 @@ class ReverseProxy implements ProxyContract, UpgradeHost {
     // What the request's end reports; made only when an access log or a subscriber wants it.
     const record = published || settings.accessLog !== undefined ? newRecord() : undefined;
     if (record !== undefined && settings.accessLog !== undefined)
-      this.#logWhenClosed(req, res, record, settings.accessLog);
+      logWhenClosed(req, res, record, settings.accessLog, settings.clock, settings.logger);
     if (!published) {
       void this.#handle(req, res, next, record, done);
       return;
@@ -238,44 +202,6 @@ class ReverseProxy implements ProxyContract, UpgradeHost {
   #sessionNotFound(res: ServerResponse, message: string, requestId: string | undefined): void {
     this.#identify(res, requestId);
     sendSessionNotFound(res, message, requestId);
-  }
-
-  /** Hands `log` the request's entry once its response is closed (sent, or its client gone). */
-  #logWhenClosed(
-    req: IncomingMessage,
-    res: ServerResponse,
-    record: RequestRecord,
-    log: (entry: AccessLogEntry) => void,
-  ): void {
-    const clock = this.settings.clock;
-    const started = clock.now();
-    const time = isoNow();
-    const socket = req.socket;
-    const writtenBefore = socket.bytesWritten;
-    // 'close' comes once per response: `on` spares the wrapper `once` would allocate.
-    res.on('close', () => {
-      const entry: AccessLogEntry = {
-        time,
-        requestId: record.requestId,
-        client: record.client ?? socket.remoteAddress ?? '',
-        method: req.method ?? '',
-        path: req.url ?? '',
-        status: res.headersSent ? res.statusCode : 0,
-        cluster: record.cluster,
-        endpoint: record.endpoint,
-        attempts: record.attempts,
-        durationMs: clock.now() - started,
-        bytesIn: typeof record.body === 'number' ? record.body : record.body.received,
-        bytesOut: socket.bytesWritten - writtenBefore,
-        userAgent: req.headers['user-agent'],
-        error: record.error ?? (res.writableFinished ? undefined : 'EABORTED'),
-      };
-      try {
-        log(entry);
-      } catch (error) {
-        this.settings.logger?.error({ err: error }, 'accessLog threw');
-      }
-    });
   }
 
   upgrade = (req: IncomingMessage, socket: Duplex, head: Buffer): void => {
