@@ -50,6 +50,7 @@ export type {
   ClusterStreamFactory,
   ClusterStreamHead,
   ClusterStreamResult,
+  ClusterStreamSettle,
 } from './cluster/ResponseRelay.js';
 export { type Clock, type RandomSource, systemClock, systemRandom } from './core/clock.js';
 export { type Duration, parseDuration } from './core/duration.js';

@@ -50,7 +50,7 @@ import {
   resolveBalancer,
   resolveRetry,
 } from './options.js';
-import type { ClusterStreamFactory, ClusterStreamResult } from './ResponseRelay.js';
+import type { ClusterStreamFactory, ClusterStreamResult, ClusterStreamSettle } from './ResponseRelay.js';
 import { type RetryingCall, withRetries } from './retrying.js';
 import { streamCall } from './StreamCall.js';
 import { discardBody, fetchCall, requestCall } from './transports.js';
@@ -337,7 +337,7 @@ export class Cluster extends EventEmitter<ClusterEvents> {
    * @throws McgravityError `ENOUPSTREAM` when no endpoint is eligible (or none untried), `ECLOSED` once closed
    */
   begin(options: { key?: string; prefer?: string; pin?: string; tried?: Set<string> } = {}): Attempt {
-    if (this.#closed) throw new McgravityError('ECLOSED', `cluster ${this.name} is closed`);
+    if (this.#closed) throw this.#closedReason();
     return this.#attempts.begin(options.key, options.tried ?? new Set(), options.prefer, options.pin);
   }
 
@@ -368,9 +368,24 @@ export class Cluster extends EventEmitter<ClusterEvents> {
    * destroyed when `factory` returns it aborts the upstream request at once.
    */
   stream(options: ClusterRequestOptions, factory: ClusterStreamFactory): Promise<ClusterStreamResult> {
+    return new Promise((resolve, reject) => this.streamInto(options, factory, { resolve, reject }));
+  }
+
+  /**
+   * {@link stream}, telling `settle` how it ended instead of returning a promise (undici's
+   * `dispatch()` to its `stream()`): a caller that keeps one object per request, as the proxy does,
+   * makes it the `settle` and spends no promise on the call. `settle` is told exactly once: before this
+   * returns for bad options or a closed cluster (and, without a retry policy, for no eligible endpoint).
+   */
+  streamInto(
+    options: ClusterRequestOptions,
+    factory: ClusterStreamFactory,
+    settle: ClusterStreamSettle,
+  ): void {
     const call = streamCall(this.#attempts, options, factory, this.#mightRetry);
-    if (call instanceof TypeError) return Promise.reject(call);
-    return this.#closed ? this.#closedError() : call.run(this.#retry, this.#untriedLeft);
+    if (call instanceof TypeError) settle.reject(call);
+    else if (this.#closed) settle.reject(this.#closedReason());
+    else call.runInto(this.#retry, this.#untriedLeft, settle);
   }
 
   /**
@@ -429,7 +444,7 @@ export class Cluster extends EventEmitter<ClusterEvents> {
   }
 
   #add(backend: string | BackendConfig, option: string, slowStart: boolean): ManagedEndpoint {
-    if (this.#closed) throw new McgravityError('ECLOSED', `cluster ${this.name} is closed`);
+    if (this.#closed) throw this.#closedReason();
     const normalized = normalizeBackend(backend, option);
     if (this.#eligibility.get(normalized.id) !== undefined) {
       throw new TypeError(`${option}: duplicate endpoint id "${normalized.id}" in cluster ${this.name}`);
@@ -487,7 +502,11 @@ export class Cluster extends EventEmitter<ClusterEvents> {
   }
 
   #closedError(): Promise<never> {
-    return Promise.reject(new McgravityError('ECLOSED', `cluster ${this.name} is closed`));
+    return Promise.reject(this.#closedReason());
+  }
+
+  #closedReason(): McgravityError {
+    return new McgravityError('ECLOSED', `cluster ${this.name} is closed`);
   }
 }
 

@@ -71,11 +71,17 @@ export interface HeadWaiter {
   headFailed(error: unknown): void;
 }
 
-/** Who waits for a relayed answer's end: told once, when the Writable has finished or either side broke. */
-export interface RelaySettle {
+/**
+ * Who waits for a relayed answer's end ({@link Cluster.streamInto}): told once, with the result when
+ * the Writable has finished, or with the error when no answer came or either side broke.
+ */
+export interface ClusterStreamSettle {
   resolve(result: ClusterStreamResult): void;
   reject(error: unknown): void;
 }
+
+/** Inside the cluster: the same thing. */
+export type RelaySettle = ClusterStreamSettle;
 
 type State = 'connecting' | 'relaying' | 'held' | 'discarding' | 'done';
 
@@ -179,14 +185,10 @@ export class ResponseRelay implements ClusterStreamHead, DeadlineItem {
   }
 
   /**
-   * Makes this answer the final one: relays a held answer now. Resolves when the whole body is in the
-   * Writable and it has finished; rejects when either side broke first (the Writable is destroyed).
+   * Makes this answer the final one: relays a held answer now. `settle` is told once the whole body
+   * is in the Writable and it has finished, or once either side broke first (the Writable is
+   * destroyed).
    */
-  accept(): Promise<ClusterStreamResult> {
-    return new Promise((resolve, reject) => this.acceptInto({ resolve, reject }));
-  }
-
-  /** {@link accept}, telling `settle` instead of making a promise. */
   acceptInto(settle: RelaySettle): void {
     if (this.#state === 'held') this.#relayHeld();
     if (this.#result !== undefined) settle.resolve(this.#result);

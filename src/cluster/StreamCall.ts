@@ -66,8 +66,8 @@ export class StreamCall implements RetryingCall<ResponseRelay>, HeadWaiter, Rela
   // The first try's way on, when it needs the retry machinery after all.
   #retry: RetryPolicy | undefined;
   #untriedLeft: UntriedLeft | undefined;
-  #resolve: ((result: ClusterStreamResult) => void) | undefined;
-  #reject: ((error: unknown) => void) | undefined;
+  /** Who is told of the call's end. */
+  #settle: RelaySettle | undefined;
 
   constructor(
     source: AttemptSource,
@@ -105,18 +105,22 @@ export class StreamCall implements RetryingCall<ResponseRelay>, HeadWaiter, Rela
 
   /** Runs the call under `retry` (or once, without a policy): resolves once the Writable has finished. */
   run(retry: RetryPolicy | undefined, untriedLeft: UntriedLeft): Promise<ClusterStreamResult> {
-    if (retry !== undefined && retry.perTryTimeoutMs > 0)
-      return retrying(retry, undefined, this, untriedLeft).then(acceptRelay);
+    return new Promise((resolve, reject) => this.runInto(retry, untriedLeft, { resolve, reject }));
+  }
+
+  /** {@link run}, telling `settle` of the end instead of making a promise. */
+  runInto(retry: RetryPolicy | undefined, untriedLeft: UntriedLeft, settle: RelaySettle): void {
+    this.#settle = settle;
+    if (retry !== undefined && retry.perTryTimeoutMs > 0) {
+      this.#retried(retrying(retry, undefined, this, untriedLeft));
+      return;
+    }
     // The request still deposits in the retry budget, which is a share of all requests.
     retry?.budget?.deposit();
     this.#retry = retry;
     this.#untriedLeft = untriedLeft;
-    return new Promise((resolve, reject) => {
-      this.#resolve = resolve;
-      this.#reject = reject;
-      this.#tries = 1;
-      this.#dispatch(this.signal ?? NO_SIGNAL, this.#body, this);
-    });
+    this.#tries = 1;
+    this.#dispatch(this.signal ?? NO_SIGNAL, this.#body, this);
   }
 
   /** A try for the retry machinery: a promise of its head. */
@@ -144,17 +148,23 @@ export class StreamCall implements RetryingCall<ResponseRelay>, HeadWaiter, Rela
   }
 
   resolve(result: ClusterStreamResult): void {
-    this.#resolve?.(result);
+    this.#settle?.resolve(result);
   }
 
   reject(error: unknown): void {
-    this.#reject?.(error);
+    this.#settle?.reject(error);
   }
 
   #retryAfter(first: { readonly value: ResponseRelay } | { readonly error: unknown }): void {
-    retrying(this.#retry as RetryPolicy, first, this, this.#untriedLeft as UntriedLeft)
-      .then(acceptRelay)
-      .then(this.#resolve, this.#reject);
+    this.#retried(retrying(this.#retry as RetryPolicy, first, this, this.#untriedLeft as UntriedLeft));
+  }
+
+  /** Relays the answer the retry machinery settled on, or passes its failure on. */
+  #retried(kept: Promise<ResponseRelay>): void {
+    kept.then(
+      (relay) => relay.acceptInto(this),
+      (error: unknown) => this.reject(error),
+    );
   }
 
   /** Starts a try: picks an endpoint, takes a pool slot, and dispatches through a new relay. */
@@ -206,8 +216,4 @@ class HeadPromise implements HeadWaiter {
   headFailed(error: unknown): void {
     this.#reject(error);
   }
-}
-
-function acceptRelay(relay: ResponseRelay): Promise<ClusterStreamResult> {
-  return relay.accept();
 }

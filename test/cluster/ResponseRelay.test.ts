@@ -1,6 +1,6 @@
 import { Writable } from 'node:stream';
 import { describe, expect, it } from 'vitest';
-import type { ClusterStreamHead } from '../../src/cluster/ResponseRelay.js';
+import type { ClusterStreamHead, ClusterStreamResult } from '../../src/cluster/ResponseRelay.js';
 import { isMcgravityError } from '../../src/core/errors.js';
 import { until } from '../helpers/async.js';
 import { cleanupAfterEach } from '../helpers/cleanup.js';
@@ -228,5 +228,35 @@ describe('Cluster.stream()', () => {
     expect(await pending).toBeInstanceOf(Error);
     expect(sink.destroyed).toBe(true);
     await until(() => pool.stats().inflight === 0);
+  });
+
+  it('streamInto() tells its settle object once, without a promise: the result, or why not at once', async () => {
+    const a = await upstream((_req, res) => res.end('settled'));
+    const pool = cluster({ backends: [{ url: a.url, id: 'a' }], retry: { attempts: 2 } });
+    const told: string[] = [];
+    const settle = (name: string) => ({
+      resolve: (result: ClusterStreamResult) =>
+        told.push(`${name}: ${result.statusCode} from ${result.endpoint.id}`),
+      reject: (error: unknown) =>
+        told.push(`${name}: ${isMcgravityError(error) ? error.code : String(error)}`),
+    });
+    const sink = new Sink();
+    pool.streamInto({ path: '/' }, () => sink, settle('relayed'));
+    await until(() => told.length === 1);
+    expect(sink.text).toBe('settled');
+    // Bad options (and a closed cluster, below) are told before streamInto returns.
+    pool.streamInto({ path: 'nope' }, () => new Sink(), settle('bad path'));
+    expect(told).toHaveLength(2);
+    await pool.drain('a');
+    pool.streamInto({ path: '/' }, () => new Sink(), settle('drained'));
+    await until(() => told.length === 3);
+    expect(told).toEqual([
+      'relayed: 200 from a',
+      'bad path: TypeError: stream() needs a path starting with "/"',
+      'drained: ENOUPSTREAM',
+    ]);
+    await pool.close();
+    pool.streamInto({ path: '/' }, () => new Sink(), settle('closed'));
+    expect(told.at(-1)).toBe('closed: ECLOSED');
   });
 });
