@@ -28,7 +28,8 @@ const NAMES_NOTHING = /^\s*(?:keep-alive|close)\s*$/i;
  * sends `Connection: keep-alive` (or close), which names no other header: no set to build for it.
  */
 function namedIn(connection: string | string[] | undefined): Set<string> | undefined {
-  if (connection === undefined || NAMES_NOTHING.test(String(connection))) return undefined;
+  if (connection === undefined || connection === 'keep-alive' || connection === 'close') return undefined;
+  if (NAMES_NOTHING.test(String(connection))) return undefined;
   return new Set(
     String(connection)
       .toLowerCase()
