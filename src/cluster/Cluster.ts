@@ -7,7 +7,7 @@
  *   panic mode, slow start), handed to the balancer;
  * - Attempt.ts: one try from pick to end (in-flight count, pool slot, breaker permit, outcome);
  * - retrying.ts: retries and requeues on endpoints not tried yet;
- * - StreamCall.ts: a `stream()` call, its tries and the promise of its end;
+ * - StreamCall.ts: a `stream()` / `streamInto()` call, its tries and the settle told of its end;
  * - ResponseRelay.ts: `stream()`'s dispatch handler, relaying an answer into a Writable.
  *
  * Requests: `execute(fn)` runs any call against a picked endpoint; `request()` is undici-style and

@@ -274,7 +274,7 @@ export class ResponseRelay implements ClusterStreamHead, DeadlineItem {
   onComplete(rawTrailers: Buffer[] | null): void {
     this.#upstreamEnded = true;
     this.#rawTrailers = rawTrailers;
-    if (this.#state === 'held') return; // accept() or discard() decides
+    if (this.#state === 'held') return; // acceptInto() or discard() decides
     this.#release();
     if (this.#state === 'relaying') this.#end(this.#writable as Writable);
   }

@@ -1,10 +1,10 @@
 /**
- * One `Cluster.stream()` call: its tries, each dispatched through a {@link ResponseRelay} into the
- * factory's Writable, and the one promise of its end.
+ * One `Cluster.stream()` / `streamInto()` call: its tries, each dispatched through a
+ * {@link ResponseRelay} into the factory's Writable, and the settle it tells of its end.
  *
- * The first try takes no promise of its own: its relay tells the call of its head, and an answer the
- * retry policy would not retry (nearly all of them) is relayed and settles the call's promise when
- * the Writable has finished. Only a failure, or an answer held because the policy might retry it,
+ * The first try takes no promise: its relay tells the call of its head, and an answer the retry
+ * policy would not retry (nearly all of them) is relayed and tells the settle when the Writable has
+ * finished. Only a failure, or an answer held because the policy might retry it,
  * enters the retry machinery, where each further try is a promise of its head as in the other calls.
  * That spares the common call four promises, their callbacks and as many turns of the microtask queue.
  */
@@ -103,12 +103,10 @@ export class StreamCall implements RetryingCall<ResponseRelay>, HeadWaiter, Rela
     return idempotenceOf(this.#idempotent);
   }
 
-  /** Runs the call under `retry` (or once, without a policy): resolves once the Writable has finished. */
-  run(retry: RetryPolicy | undefined, untriedLeft: UntriedLeft): Promise<ClusterStreamResult> {
-    return new Promise((resolve, reject) => this.runInto(retry, untriedLeft, { resolve, reject }));
-  }
-
-  /** {@link run}, telling `settle` of the end instead of making a promise. */
+  /**
+   * Runs the call under `retry` (or once, without a policy): `settle` is told once the Writable has
+   * finished, or why it could not be.
+   */
   runInto(retry: RetryPolicy | undefined, untriedLeft: UntriedLeft, settle: RelaySettle): void {
     this.#settle = settle;
     if (retry !== undefined && retry.perTryTimeoutMs > 0) {

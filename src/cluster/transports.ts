@@ -1,7 +1,8 @@
 /**
  * The HTTP ways a cluster sends: undici `request()` (a body stream to read) and WHATWG `fetch()`
- * (`stream()`, the proxy's path, has StreamCall.ts). Each makes the call's attempt function: every try is an {@link Attempt} from `source.begin()` that enters the
- * endpoint's pool, records the answer or the failure, and ends when the endpoint is done with it.
+ * (`stream()`, the proxy's path, has StreamCall.ts). Each makes the call's attempt function: every
+ * try is an {@link Attempt} from `source.begin()` that enters the endpoint's pool, records the
+ * answer or the failure, and ends when the endpoint is done with it.
  */
 import { Readable } from 'node:stream';
 import { type Dispatcher, fetch as undiciFetch } from 'undici';

@@ -4,7 +4,7 @@
  *
  * `crypto.randomUUID()` draws 122 fresh random bits per id; on a proxy's request path that draw (a
  * 2 KiB refill of its cache every 128 ids) cost a third of a microsecond per request, for a value
- * that needs to be unique, not secret. Here one draw of 16 bytes serves 65,536 ids: two ids collide
+ * that needs to be unique, not secret. Here one draw of 14 bytes serves 65,536 ids: two ids collide
  * only if two blocks draw the same 106 bits (unlike, across any number of replicas and restarts).
  */
 import { randomFillSync } from 'node:crypto';
