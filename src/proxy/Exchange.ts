@@ -79,7 +79,7 @@ export class Exchange implements ClusterStreamSettle {
   #cluster: Cluster | undefined;
   #method = 'GET';
   #path = '/';
-  #headers: Record<string, string | string[]> = {};
+  #headers: Record<string, string | string[]> | undefined;
   #session: McpSessionRoute | undefined;
   #cookie: AffinityChoice['cookie'];
   #watched: Watched | undefined;
@@ -273,7 +273,7 @@ export class Exchange implements ClusterStreamSettle {
       const options: ClusterRequestOptions = {
         method: this.#method,
         path: this.#path,
-        headers: this.#headers,
+        headers: this.#headers as Record<string, string | string[]>,
         body,
         headersTimeoutMs: route.firstByteMs,
       };
