@@ -2,7 +2,7 @@
  * Shared benchmark machinery: timing loops compiled per case (so each case gets its own monomorphic
  * call site, and an earlier case cannot slow a later one), allocation checks, and table printing.
  */
-import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
+import { type ChildProcess, execFileSync, spawn, spawnSync } from 'node:child_process';
 import { readdirSync, readFileSync } from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
@@ -177,11 +177,8 @@ export function freePort(): Promise<number> {
   });
 }
 
-/**
- * CPU time (user + system, in clock ticks of 10 ms) used so far by a process and its descendants,
- * from /proc: what a proxy spent, however busy the machine's other core was.
- */
-export function treeCpuTicks(root: number): number {
+/** A process and its descendants, from /proc: each one's pid with the CPU it used so far, in ticks. */
+function processTree(root: number): Map<number, number> {
   const parents = new Map<number, number>();
   const ticks = new Map<number, number>();
   for (const entry of readdirSync('/proc')) {
@@ -195,14 +192,37 @@ export function treeCpuTicks(root: number): number {
       // the process ended while we looked
     }
   }
-  let total = 0;
+  const tree = new Map<number, number>();
   for (const [pid, own] of ticks) {
     for (let p: number | undefined = pid; p !== undefined && p > 1; p = parents.get(p)) {
       if (p === root) {
-        total += own;
+        tree.set(pid, own);
         break;
       }
     }
   }
+  return tree;
+}
+
+/**
+ * CPU time (user + system, in clock ticks of 10 ms) used so far by a process and its descendants,
+ * from /proc: what a proxy spent, however busy the machine's other core was.
+ */
+export function treeCpuTicks(root: number): number {
+  let total = 0;
+  for (const ticks of processTree(root).values()) total += ticks;
   return total;
+}
+
+/**
+ * Pins every thread of a process and of its descendants to `cores` (a taskset list, "1" or "0-1"),
+ * so that the processes a benchmark compares run on a core of their own rather than wherever the
+ * scheduler puts them next to the load generator. False when taskset is missing or refused.
+ */
+export function pinTree(root: number, cores: string): boolean {
+  for (const pid of processTree(root).keys()) {
+    const taskset = spawnSync('taskset', ['-a', '-cp', cores, String(pid)], { stdio: 'ignore' });
+    if (taskset.status !== 0) return false;
+  }
+  return true;
 }

@@ -9,26 +9,41 @@
  *
  * These machines change speed by up to half over tens of seconds, so the targets are measured in
  * many short turns: a 2 s warm-up each, then ten rounds in which every target gets 2 s of load, in
- * a rotating order. Ratios are taken per round (each target against http-proxy and direct measured
- * moments apart) and their medians reported, as are the medians of everything else. Besides
+ * an order shuffled anew each round. Ratios are taken per round (each target against http-proxy and
+ * direct measured moments apart) and their medians reported, as are the medians of everything else.
+ * The order is shuffled, not rotated, because a turn's figures depend on the turn before it (after
+ * the direct turn has run the upstreams hot, say): with a fixed rotation the same target always
+ * follows the same one, and a build measured against itself came out 10 % apart.
+ *
+ * On a machine of two cores or more, with taskset, every proxy runs on core 1 and the load
+ * generator and the upstreams on core 0 (nginx's rows too: the whole process tree is pinned).
+ * Left to the scheduler, a proxy shares its core now with the load generator and now with the
+ * upstreams, and its CPU per request moves by several percent with where it lands. Besides
  * throughput it reports the CPU time each proxy process (with its children, for nginx) spent per
  * request, and latency percentiles in microseconds from a 1 s closed-loop run of our own after each
  * turn, taken over the samples of all ten turns together. With `MCGRAVITY_BASELINE` set to another
  * build's `dist/index.js`, that build runs as one more target (`mcgravity-baseline`).
  */
 import { type ChildProcess, spawnSync } from 'node:child_process';
+import os from 'node:os';
 import { fileURLToPath } from 'node:url';
 import autocannon from 'autocannon';
 import { Pool } from 'undici';
-import { freePort, median, printTable, spawnTarget, treeCpuTicks } from './harness.js';
+import { seededRandom } from '../test/helpers/random.js';
+import { freePort, median, pinTree, printTable, spawnTarget, treeCpuTicks } from './harness.js';
 
 const TARGETS = fileURLToPath(new URL('./proxyTargets.ts', import.meta.url));
 const CONNECTIONS = 32;
 const WARMUP_S = 2;
 const DURATION_S = 2;
 const LATENCY_S = 1;
-/** Rounds of the GET workload (POST has ROUNDS * 0.6); MCGRAVITY_BENCH_ROUNDS changes it. */
+/** Rounds of each workload; MCGRAVITY_BENCH_ROUNDS changes it. */
 const ROUNDS = Number(process.env.MCGRAVITY_BENCH_ROUNDS ?? 10);
+/**
+ * The seed of the turn order, printed with the tables; MCGRAVITY_BENCH_SEED repeats a run's order.
+ * Each run draws its own, so that recorded runs do not share one order's luck.
+ */
+export const ORDER_SEED = Number(process.env.MCGRAVITY_BENCH_SEED ?? Date.now() % 1_000_000);
 
 /** What each turn sends: GETs, or POSTs of a 1 KiB body. */
 export interface Workload {
@@ -40,12 +55,7 @@ export interface Workload {
 
 export const WORKLOADS: readonly Workload[] = [
   { name: 'GET', method: 'GET', body: undefined, rounds: ROUNDS },
-  {
-    name: 'POST 1 KiB',
-    method: 'POST',
-    body: 'x'.repeat(1024),
-    rounds: Math.max(1, Math.round(ROUNDS * 0.6)),
-  },
+  { name: 'POST 1 KiB', method: 'POST', body: 'x'.repeat(1024), rounds: ROUNDS },
 ];
 
 /**
@@ -152,15 +162,17 @@ export async function startTargets(kinds: readonly string[], ports: readonly num
 
 /**
  * Every target runs for the whole benchmark (idle until its turn); after a warm-up each, rounds
- * interleave them, each round in another order, so that a slow spell of the shared machine falls on
- * all of them.
+ * interleave them, each round in a new random order (from {@link ORDER_SEED}), so that a slow spell
+ * of the shared machine falls on all of them and no target always follows the same one.
  */
 export async function runRounds(targets: readonly Target[], workloads: readonly Workload[]): Promise<void> {
+  const random = seededRandom(ORDER_SEED);
+  const order = [...targets];
   for (const target of targets) await load(target.url, WARMUP_S);
   for (const work of workloads) {
     for (let round = 0; round < work.rounds; round++) {
-      for (let i = 0; i < targets.length; i++) {
-        const target = targets[(i + round) % targets.length] as Target;
+      shuffle(order, random);
+      for (const target of order) {
         const samples = target.samples.get(work.name) ?? [];
         target.samples.set(work.name, samples);
         samples.push(await measure(target.url, target.child?.pid, work));
@@ -171,8 +183,19 @@ export async function runRounds(targets: readonly Target[], workloads: readonly 
   process.stderr.write('\n');
 }
 
+/** Fisher–Yates, in place. */
+function shuffle<T>(items: T[], random: () => number): void {
+  for (let i = items.length - 1; i > 0; i--) {
+    const j = Math.floor(random() * (i + 1));
+    [items[i], items[j]] = [items[j] as T, items[i] as T];
+  }
+}
+
 /** Runs the proxy benchmark and returns its table. */
 export async function runProxyBench(): Promise<string> {
+  // This process (the load generator) and the upstreams it starts on core 0, the proxies on core 1.
+  const pinned = os.cpus().length >= 2 && pinTree(process.pid, '0');
+  if (!pinned) process.stderr.write('proxies not pinned to a core of their own (one core, or no taskset)\n');
   const upstream = await start(['upstream']);
   const ports = upstream.line.split(' ').slice(1).map(Number);
   const kinds = ['mcgravity', 'undici', 'mcgravity-cli', 'http-proxy', 'http-proxy-3', 'reply-from'];
@@ -191,13 +214,17 @@ export async function runProxyBench(): Promise<string> {
   ];
   try {
     targets.push(...(await startTargets(kinds, ports)));
+    for (const target of targets)
+      if (pinned && target.child?.pid !== undefined) pinTree(target.child.pid, '1');
     await runRounds(targets, WORKLOADS);
   } finally {
     for (const target of targets) target.child?.kill('SIGTERM');
     upstream.child.kill('SIGTERM');
+    // The suites after this one (workers) want every core.
+    if (pinned) pinTree(process.pid, `0-${os.cpus().length - 1}`);
   }
   process.stderr.write('\n');
-  const tables = WORKLOADS.map((work) => tableOf(work, targets, nginx));
+  const tables = WORKLOADS.map((work) => tableOf(work, targets, nginx, pinned));
   // The command with its access log against the library without one: CPU per request, per round.
   const samplesOf = (name: string) => targets.find((t) => t.name === name)?.samples.get('GET') ?? [];
   const cliRatio = median(
@@ -217,6 +244,7 @@ function tableOf(
   work: Workload,
   targets: readonly { name: string; samples: Map<string, Sample[]> }[],
   nginx: boolean,
+  pinned: boolean,
 ): string {
   const samplesOf = (name: string) => targets.find((t) => t.name === name)?.samples.get(work.name) ?? [];
   // A ratio per round, between turns moments apart, then the median: slow spells cancel out.
@@ -249,7 +277,7 @@ function tableOf(
     ];
   });
   return printTable(
-    `Proxy, ${work.name}: autocannon, ${CONNECTIONS} connections, ${work.rounds} interleaved rounds of ${DURATION_S} s per target after a ${WARMUP_S} s warm-up; medians, ratios per round; 2 upstreams (nginx ${nginx ? 'included' : 'not installed'})`,
+    `Proxy, ${work.name}: autocannon, ${CONNECTIONS} connections, ${work.rounds} rounds of ${DURATION_S} s per target in shuffled order (seed ${ORDER_SEED}) after a ${WARMUP_S} s warm-up; medians, ratios per round; 2 upstreams (nginx ${nginx ? 'included' : 'not installed'}); ${pinned ? 'proxies on core 1, load generator and upstreams on core 0' : 'not pinned to cores'}`,
     [
       'target',
       'req/s',
