@@ -93,27 +93,30 @@ export class AttemptSource implements AttemptRecorder {
 
   /**
    * Picks an endpoint not tried yet whose breaker admits the call, and starts an attempt on it. In
-   * panic mode a breaker that refuses does not keep its endpoint out (panic sends to all).
+   * panic mode a breaker that refuses does not keep its endpoint out (panic sends to all). The
+   * endpoint goes into `tried`; a call's first try may pass none (nothing tried yet) and spare
+   * itself the set, which it then makes only if it tries again.
    */
   begin(
     key: string | undefined,
-    tried: Set<string>,
+    tried: Set<string> | undefined,
     prefer: string | undefined,
     pin: string | undefined,
   ): Attempt {
     if (pin !== undefined) return this.#pinned(pin, tried);
     const eligibility = this.#eligibility;
-    if (prefer !== undefined && !tried.has(prefer) && eligibility.has(prefer)) {
+    if (prefer !== undefined && tried?.has(prefer) !== true && eligibility.has(prefer)) {
       const preferred = eligibility.get(prefer) as ManagedEndpoint;
       const permit = preferred.breaker?.tryAcquire();
       if (preferred.breaker === undefined || permit !== undefined || eligibility.panic) {
-        tried.add(preferred.id);
+        tried?.add(preferred.id);
         return this.#start(preferred, permit);
       }
     }
     // A first pick reuses one context object (pick() is synchronous and keeps no reference).
     let ctx: PickContext;
-    if (tried.size > 0) ctx = key === undefined ? { exclude: tried } : { key, exclude: tried };
+    if (tried !== undefined && tried.size > 0)
+      ctx = key === undefined ? { exclude: tried } : { key, exclude: tried };
     else if (key === undefined) ctx = NO_KEY;
     else {
       this.#keyCtx.key = key;
@@ -122,24 +125,29 @@ export class AttemptSource implements AttemptRecorder {
     for (;;) {
       const picked = this.#balancer.pick(ctx);
       if (picked === undefined) {
+        const count = tried?.size ?? 0;
         throw new McgravityError(
           'ENOUPSTREAM',
-          tried.size === 0
+          count === 0
             ? `cluster ${this.name} has no eligible endpoint`
-            : `cluster ${this.name} has no eligible endpoint left to try (${tried.size} tried)`,
+            : `cluster ${this.name} has no eligible endpoint left to try (${count} tried)`,
         );
       }
-      tried.add(picked.id);
       const breaker = picked.breaker;
-      if (breaker === undefined) return this.#start(picked, undefined);
-      const permit = breaker.tryAcquire();
-      if (permit !== undefined || eligibility.panic) return this.#start(picked, permit);
-      ctx = key === undefined ? { exclude: tried } : { key, exclude: tried }; // half-open and probing: try another
+      const permit = breaker?.tryAcquire();
+      if (breaker === undefined || permit !== undefined || eligibility.panic) {
+        tried?.add(picked.id);
+        return this.#start(picked, permit);
+      }
+      // Half-open and probing: try another, this one left out.
+      tried ??= new Set();
+      tried.add(picked.id);
+      ctx = key === undefined ? { exclude: tried } : { key, exclude: tried };
     }
   }
 
   /** The owner of a session, or why not: gone (404), already tried (no retry elsewhere), breaker open. */
-  #pinned(id: string, tried: Set<string>): Attempt {
+  #pinned(id: string, tried: Set<string> | undefined): Attempt {
     const owner = this.#eligibility.get(id);
     if (owner === undefined || !owner.healthy) {
       throw new McgravityError(
@@ -147,7 +155,7 @@ export class AttemptSource implements AttemptRecorder {
         `endpoint ${id} of cluster ${this.name} ${owner === undefined ? 'was removed' : 'is down'}`,
       );
     }
-    if (tried.has(id)) {
+    if (tried?.has(id) === true) {
       throw new McgravityError(
         'ENOUPSTREAM',
         `cluster ${this.name}: a pinned request is not retried elsewhere`,
@@ -157,7 +165,7 @@ export class AttemptSource implements AttemptRecorder {
     if (owner.breaker !== undefined && permit === undefined) {
       throw new McgravityError('ECIRCUITOPEN', `the circuit of endpoint ${id} is open`);
     }
-    tried.add(id);
+    tried?.add(id);
     return this.#start(owner, permit);
   }
 

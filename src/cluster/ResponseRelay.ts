@@ -117,6 +117,13 @@ export class ResponseRelay implements ClusterStreamHead, DeadlineItem {
   #rawHeaders: Buffer[] = NO_RAW;
   #headers: Record<string, string | string[] | undefined> | undefined;
   #bytes = 0;
+  /** The answer's declared Content-Length, or -1. */
+  #length = -1;
+  /**
+   * The chunk that completed a sized body, kept for `end(chunk)`: undici completes the answer in the
+   * same parse, and one `end(chunk)` costs the Writable less than a `write()` and then an `end()`.
+   */
+  #last: Buffer | undefined;
   /** Chunks that arrived while held (undici may hand over what it already parsed). */
   #heldChunks: Buffer[] | undefined;
   /** undici started writing the request (before that, a failure proves it never reached the upstream). */
@@ -229,6 +236,8 @@ export class ResponseRelay implements ClusterStreamHead, DeadlineItem {
     this.#statusCode = statusCode;
     this.#rawHeaders = rawHeaders;
     this.#resumeParser = resume;
+    const length = rawHeaderOf(rawHeaders, 'content-length');
+    if (length !== undefined) this.#length = Number(length);
     // Only a 503 or a 429 cools its endpoint down for a Retry-After; no other answer is searched for one.
     const coolable = statusCode === 503 || statusCode === 429;
     this.#attempt.answered(statusCode, coolable ? rawHeaderOf(rawHeaders, 'retry-after') : undefined);
@@ -250,6 +259,10 @@ export class ResponseRelay implements ClusterStreamHead, DeadlineItem {
     switch (this.#state) {
       case 'relaying': {
         this.#bytes += chunk.length;
+        if (this.#bytes === this.#length) {
+          this.#last = chunk; // the body's last bytes: onComplete follows in the same parse
+          return true;
+        }
         const writable = this.#writable as Writable;
         if (writable.write(chunk)) return true;
         this.#paused = true;
@@ -380,7 +393,10 @@ export class ResponseRelay implements ClusterStreamHead, DeadlineItem {
       if (typeof taker.addTrailers === 'function')
         taker.addTrailers(this.trailers as Record<string, string | string[]>);
     }
-    writable.end();
+    const last = this.#last;
+    this.#last = undefined;
+    if (last === undefined) writable.end();
+    else writable.end(last);
   }
 
   readonly #onWritableClose = (): void => {

@@ -50,7 +50,6 @@ export function streamCall(
 /** See the module comment. */
 export class StreamCall implements RetryingCall<ResponseRelay>, HeadWaiter, RelaySettle {
   readonly signal: AbortSignal | undefined;
-  readonly tried: Set<string>;
   readonly excluded: number;
   readonly pinned: boolean;
   readonly #source: AttemptSource;
@@ -63,6 +62,12 @@ export class StreamCall implements RetryingCall<ResponseRelay>, HeadWaiter, Rela
   /** undici copies the options at dispatch, so one object serves every try. */
   readonly #dispatchOptions: Dispatcher.DispatchOptions;
   #tries = 0;
+  /**
+   * The endpoints tried (and those the caller excluded), made when a second try or the retry
+   * machinery needs it: the first try of most calls records its endpoint in `#first` alone.
+   */
+  #tried: Set<string> | undefined;
+  #first: string | undefined;
   // The first try's way on, when it needs the retry machinery after all.
   #retry: RetryPolicy | undefined;
   #untriedLeft: UntriedLeft | undefined;
@@ -85,8 +90,11 @@ export class StreamCall implements RetryingCall<ResponseRelay>, HeadWaiter, Rela
     this.#body = body;
     this.#idempotent = idempotent;
     this.signal = options.signal;
-    this.tried = new Set<string>(options.exclude);
-    this.excluded = this.tried.size;
+    if (options.exclude === undefined) this.excluded = 0;
+    else {
+      this.#tried = new Set<string>(options.exclude);
+      this.excluded = this.#tried.size;
+    }
     this.pinned = options.pin !== undefined;
     this.#dispatchOptions = {
       method: method as Dispatcher.HttpMethod,
@@ -97,6 +105,14 @@ export class StreamCall implements RetryingCall<ResponseRelay>, HeadWaiter, Rela
     // The first-byte timeout is ours, to the millisecond; undici's own timers tick every half second.
     const timeoutMs = options.headersTimeoutMs;
     this.#deadlines = timeoutMs === undefined || timeoutMs <= 0 ? undefined : source.deadlines(timeoutMs);
+  }
+
+  get tried(): Set<string> {
+    if (this.#tried === undefined) {
+      this.#tried = new Set<string>();
+      if (this.#first !== undefined) this.#tried.add(this.#first);
+    }
+    return this.#tried;
   }
 
   get idempotent(): boolean {
@@ -172,11 +188,14 @@ export class StreamCall implements RetryingCall<ResponseRelay>, HeadWaiter, Rela
     let current: Attempt;
     let relay: ResponseRelay;
     try {
-      current = this.#source.begin(options.key, this.tried, options.prefer, options.pin);
+      // Nothing tried and nothing excluded: the first try needs no set.
+      const tried = this.#first === undefined ? this.#tried : this.tried;
+      current = this.#source.begin(options.key, tried, options.prefer, options.pin);
+      if (tried === undefined) this.#first = current.endpoint.id;
       current.enterPool();
       relay = new ResponseRelay(
         current,
-        this.tried.size - this.excluded,
+        tried === undefined ? 1 : tried.size - this.excluded,
         this.#deadlines,
         this.#mightRetry,
         this.#factory,

@@ -190,6 +190,10 @@ export class RetryPolicy extends EventEmitter<RetryPolicyEvents> {
   readonly #perTryTimeoutMs: number;
   readonly #retryOn: readonly RetryCondition[];
   readonly #retryNonIdempotentOn: readonly RetryCondition[];
+  /** Per status 100–599: 1 when `retryOn` names it, so that most answers are ruled out by one read. */
+  readonly #retriedStatuses = new Uint8Array(600);
+  /** `retryOn` names gRPC's UNAVAILABLE, which comes in a 200's headers. */
+  readonly #retriesGrpc: boolean;
   readonly #baseMs: number;
   readonly #maxBackoffMs: number;
   readonly #maxRetryAfterMs: number;
@@ -211,6 +215,9 @@ export class RetryPolicy extends EventEmitter<RetryPolicyEvents> {
       options.retryOn ?? ['connect-failure', 'reset', 'gateway-error', 'grpc-unavailable'],
       'retryOn',
     );
+    for (let status = 100; status < 600; status++)
+      if (matches(this.#retryOn, status)) this.#retriedStatuses[status] = 1;
+    this.#retriesGrpc = this.#retryOn.includes('grpc-unavailable');
     this.#retryNonIdempotentOn = checkConditions(
       options.retryNonIdempotentOn ?? ['connect-failure'],
       'retryNonIdempotentOn',
@@ -277,6 +284,14 @@ export class RetryPolicy extends EventEmitter<RetryPolicyEvents> {
    * only when it must, keeping the retry machinery off the path of the requests that succeed.
    */
   wouldRetry(value: unknown, idempotent: boolean): boolean {
+    // Nearly every answer: a status no condition names, and no gRPC UNAVAILABLE to look for.
+    const status = statusOf(value);
+    if (
+      status !== undefined &&
+      this.#retriedStatuses[status] === 0 &&
+      (!this.#retriesGrpc || headerOf(value, 'grpc-status') !== '14')
+    )
+      return false;
     return this.#retryReason({ ok: true, value }, idempotent) !== undefined;
   }
 
