@@ -37,7 +37,7 @@ import {
 } from '../observe/diagnostics.js';
 import { type Admitted, admit, consumeLimit, isRefusal, NO_ROUTE, RATE_LIMITED } from './admission.js';
 import type { Affinity, AffinityChoice } from './affinity.js';
-import { consumedBody, type LimitedBody, limitBody, readBody } from './body.js';
+import { type BodyWaiter, consumedBody, type LimitedBody, limitBody, readBody } from './body.js';
 import { requestIdOf, upstreamHeaders, upstreamPathOf, writeResponseHead } from './forwarding.js';
 import { grpcTimeoutMs, isGrpc, sendTrailersOnly, trailersOnlySink } from './grpc.js';
 import { responseHeaders } from './headers.js';
@@ -62,7 +62,7 @@ export interface ExchangeHost {
 type Body = Buffer | LimitedBody | null;
 
 /** See the module comment. */
-export class Exchange implements ClusterStreamSettle {
+export class Exchange implements ClusterStreamSettle, BodyWaiter {
   readonly #host: ExchangeHost;
   readonly #req: IncomingMessage;
   readonly #res: ServerResponse;
@@ -231,10 +231,7 @@ export class Exchange implements ClusterStreamSettle {
       if (parsed !== undefined) {
         this.#send(parsed.length > 0 ? parsed : null);
       } else if (hasBody && declared !== undefined && declared <= settings.maxReplayBytes) {
-        readBody(req, declared, route.sweeper, settings.clock).then(
-          (body) => this.#send(body),
-          (error: unknown) => this.reject(error),
-        );
+        readBody(req, declared, route.sweeper, settings.clock, this);
       } else if (hasBody) {
         // A copy of the body, kept while it streams (up to maxReplayBytes), lets it be sent again: by
         // a retry of a call that allows one, or after a backend refused it unprocessed (any method).
@@ -352,6 +349,15 @@ export class Exchange implements ClusterStreamSettle {
     this.#watched = (this.#route as CompiledRoute).sweeper.watchRelay(res, head);
     return res;
   };
+
+  /** The body, read whole, goes upstream ({@link readBody}'s waiter). */
+  bodyRead(body: Buffer): void {
+    this.#send(body);
+  }
+
+  bodyFailed(error: unknown): void {
+    this.reject(error);
+  }
 
   // --- the end
 

@@ -54,6 +54,17 @@ export class IdleSweeper {
     return entry;
   }
 
+  /**
+   * Starts watching an entry the caller made (an object of its own that implements {@link Watched},
+   * so that no closure is made for it): its `lastActivity` is set to now.
+   */
+  track(entry: Watched): void {
+    entry.lastActivity = this.#clock.now();
+    entry.prev = undefined;
+    entry.next = this.#head;
+    this.#link(entry);
+  }
+
   /** Puts `entry` (whose `next` is the current head) first in the list. */
   #link(entry: Watched): void {
     const head = this.#head;

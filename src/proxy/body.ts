@@ -17,36 +17,96 @@ import type { IdleSweeper, Watched } from './IdleSweeper.js';
 
 const IDLE_BODY = 'request body went idle';
 
-/** Reads a body of `declared` bytes whole (a retry can resend it). */
+/** Who waits for a body read whole: told once, of the body or of why it could not be read. */
+export interface BodyWaiter {
+  bodyRead(body: Buffer): void;
+  bodyFailed(error: unknown): void;
+}
+
+/**
+ * Reads a body of `declared` bytes whole (a retry can resend it) and tells `waiter`. One object per
+ * body, which is also its idle watch: no promise, no closure beyond its three listeners.
+ */
 export function readBody(
   req: IncomingMessage,
   declared: number,
   sweeper: IdleSweeper,
   clock: Clock,
-): Promise<Buffer> {
-  return new Promise<Buffer>((resolve, reject) => {
-    const chunks: Buffer[] = [];
-    let size = 0;
-    const watched = sweeper.watch(() => {
-      req.destroy();
-      reject(new McgravityError('EREQUESTTIMEOUT', IDLE_BODY));
-    });
-    req.on('data', (chunk: Buffer) => {
-      watched.lastActivity = clock.now();
-      size += chunk.length;
-      if (size > declared) return;
-      chunks.push(chunk);
-    });
-    // `on`, not `once` (which wraps each listener): a request ends or fails once.
-    req.on('end', () => {
-      sweeper.unwatch(watched);
-      resolve(Buffer.concat(chunks, Math.min(size, declared)));
-    });
-    req.on('error', (error) => {
-      sweeper.unwatch(watched);
-      reject(error);
-    });
-  });
+  waiter: BodyWaiter,
+): void {
+  const read = new BodyRead(req, declared, sweeper, clock, waiter);
+  sweeper.track(read);
+  // `on`, not `once` (which wraps each listener): a request ends or fails once.
+  req.on('data', read.onData);
+  req.on('end', read.onEnd);
+  req.on('error', read.onError);
+}
+
+/** One body being read whole; see {@link readBody}. */
+class BodyRead implements Watched {
+  lastActivity = 0;
+  lastProgress = 0;
+  prev: Watched | undefined;
+  next: Watched | undefined;
+  readonly #req: IncomingMessage;
+  readonly #declared: number;
+  readonly #sweeper: IdleSweeper;
+  readonly #clock: Clock;
+  readonly #waiter: BodyWaiter;
+  #chunks: Buffer[] = [];
+  #size = 0;
+  /** The waiter was told (a promise's once, kept by hand). */
+  #told = false;
+
+  constructor(
+    req: IncomingMessage,
+    declared: number,
+    sweeper: IdleSweeper,
+    clock: Clock,
+    waiter: BodyWaiter,
+  ) {
+    this.#req = req;
+    this.#declared = declared;
+    this.#sweeper = sweeper;
+    this.#clock = clock;
+    this.#waiter = waiter;
+  }
+
+  onIdle(): void {
+    this.#req.destroy();
+    this.#fail(new McgravityError('EREQUESTTIMEOUT', IDLE_BODY));
+  }
+
+  readonly onData = (chunk: Buffer): void => {
+    this.lastActivity = this.#clock.now();
+    this.#size += chunk.length;
+    if (this.#size <= this.#declared) this.#chunks.push(chunk);
+  };
+
+  readonly onEnd = (): void => {
+    if (this.#told) return;
+    this.#told = true;
+    this.#sweeper.unwatch(this);
+    const chunks = this.#chunks;
+    // A body that came in one chunk (most small ones) is sent as it is, not copied.
+    const whole = this.#size;
+    this.#waiter.bodyRead(
+      chunks.length === 1 && whole === this.#declared
+        ? (chunks[0] as Buffer)
+        : Buffer.concat(chunks, Math.min(whole, this.#declared)),
+    );
+  };
+
+  readonly onError = (error: Error): void => {
+    this.#fail(error);
+  };
+
+  #fail(error: unknown): void {
+    if (this.#told) return;
+    this.#told = true;
+    this.#sweeper.unwatch(this);
+    this.#waiter.bodyFailed(error);
+  }
 }
 
 /** A request body on its way upstream, counting what passed. */

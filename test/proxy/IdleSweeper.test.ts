@@ -52,4 +52,27 @@ describe('IdleSweeper', () => {
     expect(cuts).toBe(0);
     expect(clock.pending).toBe(0);
   });
+
+  it("watches an entry of the caller's own making, and calls its onIdle as a method", () => {
+    const clock = new ManualClock();
+    const sweeper = new IdleSweeper(1000, clock);
+    const entry = {
+      lastActivity: -1,
+      lastProgress: 0,
+      prev: undefined,
+      next: undefined,
+      cuts: 0,
+      onIdle() {
+        this.cuts++;
+      },
+    };
+    clock.advance(500);
+    sweeper.track(entry);
+    expect(entry.lastActivity).toBe(clock.now());
+    clock.advance(750);
+    expect(entry.cuts).toBe(0);
+    clock.advance(500);
+    expect(entry.cuts).toBe(1);
+    expect(clock.pending).toBe(0);
+  });
 });

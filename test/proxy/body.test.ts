@@ -9,11 +9,12 @@ import express from 'express';
 import { request } from 'undici';
 import { describe, expect, it } from 'vitest';
 import { systemClock } from '../../src/core/clock.js';
-import { limitBody } from '../../src/proxy/body.js';
+import { type BodyWaiter, limitBody, readBody } from '../../src/proxy/body.js';
 import { createProxy } from '../../src/proxy/createProxy.js';
 import { IdleSweeper } from '../../src/proxy/IdleSweeper.js';
 import { flush } from '../helpers/async.js';
 import { cleanupAfterEach } from '../helpers/cleanup.js';
+import { ManualClock } from '../helpers/clock.js';
 import { startUpstream } from '../helpers/upstreams.js';
 
 const defer = cleanupAfterEach();
@@ -127,5 +128,53 @@ describe('the copy a streamed body keeps', () => {
     await flush();
     expect(body.replay()).toBeUndefined();
     sweeper.close();
+  });
+});
+
+describe('a small body read whole', () => {
+  /** readBody over a PassThrough standing in for the request, with what its waiter heard. */
+  function reading(declared: number) {
+    const req = new PassThrough();
+    const clock = new ManualClock();
+    const sweeper = new IdleSweeper(1000, clock);
+    const heard: (Buffer | Error)[] = [];
+    const waiter: BodyWaiter = {
+      bodyRead: (body) => heard.push(body),
+      bodyFailed: (error) => heard.push(error as Error),
+    };
+    readBody(req as unknown as IncomingMessage, declared, sweeper, clock, waiter);
+    return { req, clock, sweeper, heard };
+  }
+
+  it('hands a body that came in one chunk on as that chunk, uncopied', async () => {
+    const { req, clock, heard } = reading(5);
+    const chunk = Buffer.from('hello');
+    req.end(chunk);
+    await flush();
+    expect(heard).toHaveLength(1);
+    expect(heard[0]).toBe(chunk);
+    clock.advance(5000); // no longer watched: no timeout after the end
+    expect(heard).toHaveLength(1);
+  });
+
+  it('joins a body that came in several chunks', async () => {
+    const { req, heard } = reading(11);
+    req.write('hello ');
+    await flush();
+    req.end('world');
+    await flush();
+    expect(heard.map(String)).toEqual(['hello world']);
+  });
+
+  it('fails once with EREQUESTTIMEOUT when the body goes idle, whatever the request does after', async () => {
+    const { req, clock, heard } = reading(100);
+    req.write('part');
+    await flush();
+    clock.advance(1250);
+    expect(heard).toHaveLength(1);
+    expect(heard[0]).toMatchObject({ code: 'EREQUESTTIMEOUT' });
+    expect(req.destroyed).toBe(true);
+    req.emit('error', new Error('late'));
+    expect(heard).toHaveLength(1);
   });
 });
