@@ -8,9 +8,13 @@
  * own process; the upstreams in another; autocannon in this one. 32 connections.
  *
  * These machines change speed by up to half over tens of seconds, so the targets are measured in
- * many short turns: a 2 s warm-up each, then ten rounds in which every target gets 2 s of load, in
- * an order shuffled anew each round. Ratios are taken per round (each target against http-proxy and
- * direct measured moments apart) and their medians reported, as are the medians of everything else.
+ * many short turns: twelve rounds in which every target gets 2 s of load, in an order shuffled anew
+ * each round. Each proxy runs as three processes, warmed up 2 s each, which take the rounds in turn:
+ * one process's JIT and heap luck lasts its lifetime, and would otherwise be the whole run's.
+ * Ratios are taken per round (each target against http-proxy and direct measured moments apart) and
+ * their medians reported, as are the medians of everything else; beside the median ratio of CPU per
+ * request to the undici proxy's, the middle half of the rounds' ratios (first to third quartile)
+ * shows how much one run's median can be trusted.
  * The order is shuffled, not rotated, because a turn's figures depend on the turn before it (after
  * the direct turn has run the upstreams hot, say): with a fixed rotation the same target always
  * follows the same one, and a build measured against itself came out 10 % apart.
@@ -21,7 +25,7 @@
  * upstreams, and its CPU per request moves by several percent with where it lands. Besides
  * throughput it reports the CPU time each proxy process (with its children, for nginx) spent per
  * request, and latency percentiles in microseconds from a 1 s closed-loop run of our own after each
- * turn, taken over the samples of all ten turns together. With `MCGRAVITY_BASELINE` set to another
+ * turn, taken over the samples of all its turns together. With `MCGRAVITY_BASELINE` set to another
  * build's `dist/index.js`, that build runs as one more target (`mcgravity-baseline`).
  */
 import { type ChildProcess, spawnSync } from 'node:child_process';
@@ -38,7 +42,14 @@ const WARMUP_S = 2;
 const DURATION_S = 2;
 const LATENCY_S = 1;
 /** Rounds of each workload; MCGRAVITY_BENCH_ROUNDS changes it. */
-const ROUNDS = Number(process.env.MCGRAVITY_BENCH_ROUNDS ?? 10);
+const ROUNDS = Number(process.env.MCGRAVITY_BENCH_ROUNDS ?? 12);
+/**
+ * Processes started per proxy, which take the rounds in turn; MCGRAVITY_BENCH_PROCESSES changes it.
+ * A Node process keeps what its JIT and heap layout made of it for its whole life: the same build
+ * in two processes side by side came out 8 % apart per POST for a whole run, with the middle halves
+ * of their rounds not overlapping. One process per proxy makes that luck the run's verdict.
+ */
+export const PROCESSES = Number(process.env.MCGRAVITY_BENCH_PROCESSES ?? 3);
 /**
  * The seed of the turn order, printed with the tables; MCGRAVITY_BENCH_SEED repeats a run's order.
  * Each run draws its own, so that recorded runs do not share one order's luck.
@@ -135,47 +146,66 @@ async function measure(url: string, pid: number | undefined, work: Workload): Pr
   };
 }
 
-/** A proxy (or the upstream itself) under test, with its samples per workload. */
-export interface Target {
-  readonly name: string;
+/** One process of a target (none for the upstream itself, which the upstreams' process serves). */
+export interface Instance {
   readonly url: string;
   readonly child?: ChildProcess;
+}
+
+/** A proxy (or the upstream itself) under test: its processes, and its samples per workload. */
+export interface Target {
+  readonly name: string;
+  /** Round r runs on `instances[r % instances.length]`. */
+  readonly instances: readonly Instance[];
   readonly samples: Map<string, Sample[]>;
 }
 
-/** Starts one process per kind (bench/proxyTargets.ts roles) in front of the upstreams on `ports`. */
-export async function startTargets(kinds: readonly string[], ports: readonly number[]): Promise<Target[]> {
+/**
+ * Starts `processes` processes per kind (bench/proxyTargets.ts roles) in front of the upstreams on
+ * `ports`.
+ */
+export async function startTargets(
+  kinds: readonly string[],
+  ports: readonly number[],
+  processes = PROCESSES,
+): Promise<Target[]> {
   const targets: Target[] = [];
   for (const kind of kinds) {
-    // The command and nginx listen on a port chosen here; the others print theirs.
-    const extra = /^(nginx|mcgravity-cli|mcgravity-w)/.test(kind) ? [String(await freePort())] : [];
-    const target = await start([kind, ...ports.map(String), ...extra]);
-    targets.push({
-      name: kind,
-      url: `http://127.0.0.1:${target.line.split(' ')[1]}/`,
-      child: target.child,
-      samples: new Map(),
-    });
+    const instances: Instance[] = [];
+    for (let i = 0; i < processes; i++) {
+      // The command and nginx listen on a port chosen here; the others print theirs.
+      const extra = /^(nginx|mcgravity-cli|mcgravity-w)/.test(kind) ? [String(await freePort())] : [];
+      const started = await start([kind, ...ports.map(String), ...extra]);
+      instances.push({ url: `http://127.0.0.1:${started.line.split(' ')[1]}/`, child: started.child });
+    }
+    targets.push({ name: kind, instances, samples: new Map() });
   }
   return targets;
 }
 
+/** Stops every process of `targets`. */
+export function stopTargets(targets: readonly Target[]): void {
+  for (const target of targets) for (const instance of target.instances) instance.child?.kill('SIGTERM');
+}
+
 /**
- * Every target runs for the whole benchmark (idle until its turn); after a warm-up each, rounds
- * interleave them, each round in a new random order (from {@link ORDER_SEED}), so that a slow spell
- * of the shared machine falls on all of them and no target always follows the same one.
+ * Every target runs for the whole benchmark (idle until its turn); after a warm-up of each of its
+ * processes, rounds interleave the targets, each round in a new random order (from
+ * {@link ORDER_SEED}), so that a slow spell of the shared machine falls on all of them and no target
+ * always follows the same one. A target's processes take the rounds in turn.
  */
 export async function runRounds(targets: readonly Target[], workloads: readonly Workload[]): Promise<void> {
   const random = seededRandom(ORDER_SEED);
   const order = [...targets];
-  for (const target of targets) await load(target.url, WARMUP_S);
+  for (const target of targets) for (const instance of target.instances) await load(instance.url, WARMUP_S);
   for (const work of workloads) {
     for (let round = 0; round < work.rounds; round++) {
       shuffle(order, random);
       for (const target of order) {
         const samples = target.samples.get(work.name) ?? [];
         target.samples.set(work.name, samples);
-        samples.push(await measure(target.url, target.child?.pid, work));
+        const instance = target.instances[round % target.instances.length] as Instance;
+        samples.push(await measure(instance.url, instance.child?.pid, work));
         process.stderr.write('.');
       }
     }
@@ -210,15 +240,20 @@ export async function runProxyBench(): Promise<string> {
   const only = process.env.MCGRAVITY_BENCH_TARGETS?.split(',');
   if (only !== undefined) kinds.splice(0, kinds.length, ...kinds.filter((kind) => only.includes(kind)));
   const targets: Target[] = [
-    { name: 'direct (one upstream)', url: `http://127.0.0.1:${ports[0]}/`, samples: new Map() },
+    {
+      name: 'direct (one upstream)',
+      instances: [{ url: `http://127.0.0.1:${ports[0]}/` }],
+      samples: new Map(),
+    },
   ];
   try {
     targets.push(...(await startTargets(kinds, ports)));
     for (const target of targets)
-      if (pinned && target.child?.pid !== undefined) pinTree(target.child.pid, '1');
+      for (const { child } of target.instances)
+        if (pinned && child?.pid !== undefined) pinTree(child.pid, '1');
     await runRounds(targets, WORKLOADS);
   } finally {
-    for (const target of targets) target.child?.kill('SIGTERM');
+    stopTargets(targets);
     upstream.child.kill('SIGTERM');
     // The suites after this one (workers) want every core.
     if (pinned) pinTree(process.pid, `0-${os.cpus().length - 1}`);
@@ -253,17 +288,21 @@ function tableOf(
   const direct = samplesOf('direct (one upstream)');
   const httpProxy = samplesOf('http-proxy');
   const handWritten = samplesOf('undici');
-  // CPU per request against the hand-written undici proxy, per round, then the median.
-  const cpuRatio = (own: readonly Sample[]) =>
-    median(
-      own.map((sample, round) => (sample.cpuUs ?? Number.NaN) / (handWritten[round]?.cpuUs ?? Number.NaN)),
-    );
+  // CPU per request against the hand-written undici proxy, per round: the median, and the middle
+  // half of the rounds (first to third quartile), which says how far a median of this run can be
+  // trusted to tell a few percent apart.
+  const cpuRatios = (own: readonly Sample[]) =>
+    own
+      .map((sample, round) => (sample.cpuUs ?? Number.NaN) / (handWritten[round]?.cpuUs ?? Number.NaN))
+      .filter((value) => !Number.isNaN(value))
+      .sort((a, b) => a - b);
   const rows = targets.map(({ name }) => {
     const samples = samplesOf(name);
     const cpu = samples.map((s) => s.cpuUs).filter((v): v is number => v !== undefined);
     // Latency percentiles over every turn's samples together: a p99 of one short turn rests on a few
     // dozen requests, of all the rounds on thousands.
     const latencies = samples.flatMap((s) => s.latencies).sort((a, b) => a - b);
+    const ratios = cpuRatios(samples);
     return [
       name === 'mcgravity' ? name : `_${name}_`,
       Math.round(median(samples.map((s) => s.rps))).toLocaleString('en'),
@@ -272,12 +311,13 @@ function tableOf(
       quantile(latencies, 0.5).toFixed(0),
       quantile(latencies, 0.99).toFixed(0),
       cpu.length === 0 ? '–' : median(cpu).toFixed(0),
-      cpu.length === 0 ? '–' : times(cpuRatio(samples)),
+      ratios.length === 0 ? '–' : times(median(ratios)),
+      ratios.length < 4 ? '–' : `${quantile(ratios, 0.25).toFixed(2)}–${quantile(ratios, 0.75).toFixed(2)}×`,
       String(samples.reduce((sum, s) => sum + s.errors, 0)),
     ];
   });
   return printTable(
-    `Proxy, ${work.name}: autocannon, ${CONNECTIONS} connections, ${work.rounds} rounds of ${DURATION_S} s per target in shuffled order (seed ${ORDER_SEED}) after a ${WARMUP_S} s warm-up; medians, ratios per round; 2 upstreams (nginx ${nginx ? 'included' : 'not installed'}); ${pinned ? 'proxies on core 1, load generator and upstreams on core 0' : 'not pinned to cores'}`,
+    `Proxy, ${work.name}: autocannon, ${CONNECTIONS} connections, ${work.rounds} rounds of ${DURATION_S} s per target in shuffled order (seed ${ORDER_SEED}), taken in turn by ${PROCESSES} processes per proxy, each after a ${WARMUP_S} s warm-up; medians, ratios per round; 2 upstreams (nginx ${nginx ? 'included' : 'not installed'}); ${pinned ? 'proxies on core 1, load generator and upstreams on core 0' : 'not pinned to cores'}`,
     [
       'target',
       'req/s',
@@ -287,6 +327,7 @@ function tableOf(
       'p99 µs',
       'proxy CPU µs/req',
       'CPU vs undici',
+      'middle half',
       'errors',
     ],
     rows,

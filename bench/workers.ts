@@ -9,7 +9,7 @@
 import { spawnSync } from 'node:child_process';
 import os from 'node:os';
 import { median, printTable, spawnTarget } from './harness.js';
-import { quantile, runRounds, startTargets, type Target, WORKLOADS } from './proxy.js';
+import { quantile, runRounds, startTargets, stopTargets, type Target, WORKLOADS } from './proxy.js';
 
 const TARGETS = new URL('./proxyTargets.ts', import.meta.url).pathname;
 
@@ -24,10 +24,11 @@ export async function runWorkersBench(): Promise<string> {
   const work = WORKLOADS[0] as (typeof WORKLOADS)[number];
   let targets: Target[] = [];
   try {
-    targets = await startTargets(kinds, ports);
+    // One process each: a worker count, not a build, is compared here.
+    targets = await startTargets(kinds, ports, 1);
     await runRounds(targets, [work]);
   } finally {
-    for (const target of targets) target.child?.kill('SIGTERM');
+    stopTargets(targets);
     upstream.child.kill('SIGTERM');
   }
   const names: Record<string, string> = {
