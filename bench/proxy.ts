@@ -25,7 +25,8 @@
  * upstreams, and its CPU per request moves by several percent with where it lands. Besides
  * throughput it reports the CPU time each proxy process (with its children, for nginx) spent per
  * request, and latency percentiles in microseconds from a 1 s closed-loop run of our own after each
- * turn, taken over the samples of all its turns together. With `MCGRAVITY_BASELINE` set to another
+ * turn, taken over the samples of all its turns together, and the median of the rounds' ratios of
+ * p99 to the undici proxy's p99 in the same round. With `MCGRAVITY_BASELINE` set to another
  * build's `dist/index.js`, that build runs as one more target (`mcgravity-baseline`).
  */
 import { type ChildProcess, spawnSync } from 'node:child_process';
@@ -296,6 +297,21 @@ function tableOf(
       .map((sample, round) => (sample.cpuUs ?? Number.NaN) / (handWritten[round]?.cpuUs ?? Number.NaN))
       .filter((value) => !Number.isNaN(value))
       .sort((a, b) => a - b);
+  // The p99 of each round's closed-loop run against the undici proxy's in the same round, then the
+  // median: the pooled p99 beside it is decided by whichever rounds fell in a slow spell.
+  const p99Of = (sample: Sample | undefined) =>
+    sample === undefined || sample.latencies.length === 0
+      ? Number.NaN
+      : quantile(
+          [...sample.latencies].sort((a, b) => a - b),
+          0.99,
+        );
+  const p99Ratio = (own: readonly Sample[]) =>
+    median(
+      own
+        .map((sample, round) => p99Of(sample) / p99Of(handWritten[round]))
+        .filter((value) => !Number.isNaN(value)),
+    );
   const rows = targets.map(({ name }) => {
     const samples = samplesOf(name);
     const cpu = samples.map((s) => s.cpuUs).filter((v): v is number => v !== undefined);
@@ -310,6 +326,7 @@ function tableOf(
       times(ratio(samples, httpProxy)),
       quantile(latencies, 0.5).toFixed(0),
       quantile(latencies, 0.99).toFixed(0),
+      handWritten.length === 0 ? '–' : times(p99Ratio(samples)),
       cpu.length === 0 ? '–' : median(cpu).toFixed(0),
       ratios.length === 0 ? '–' : times(median(ratios)),
       ratios.length < 4 ? '–' : `${quantile(ratios, 0.25).toFixed(2)}–${quantile(ratios, 0.75).toFixed(2)}×`,
@@ -325,6 +342,7 @@ function tableOf(
       'vs http-proxy',
       'p50 µs',
       'p99 µs',
+      'p99 vs undici',
       'proxy CPU µs/req',
       'CPU vs undici',
       'middle half',
