@@ -260,7 +260,9 @@ export async function runProxyBench(): Promise<string> {
     if (pinned) pinTree(process.pid, `0-${os.cpus().length - 1}`);
   }
   process.stderr.write('\n');
-  const tables = WORKLOADS.map((work) => tableOf(work, targets, nginx, pinned));
+  const tables = WORKLOADS.map(
+    (work) => `${tableOf(work, targets, nginx, pinned)}${perProcess(work, targets)}`,
+  );
   // The command with its access log against the library without one: CPU per request, per round.
   const samplesOf = (name: string) => targets.find((t) => t.name === name)?.samples.get('GET') ?? [];
   const cliRatio = median(
@@ -273,6 +275,33 @@ export async function runProxyBench(): Promise<string> {
     : `mcgravity-cli (the command, JSON access log to a file) spends ${cliRatio.toFixed(2)}× the CPU per request of mcgravity (createProxy, no log), GET; median of per-round ratios.\n`;
   console.log(line);
   return `${tables.join('\n')}\n${line}`;
+}
+
+/**
+ * Each proxy's CPU per request process by process (the median of the rounds each one took): a
+ * process that stays dearer than its siblings for its whole life shows here, where the table's
+ * medians would hide it.
+ */
+function perProcess(work: Workload, targets: readonly Target[]): string {
+  const parts: string[] = [];
+  for (const target of targets) {
+    const processes = target.instances.length;
+    if (processes < 2) continue;
+    const samples = target.samples.get(work.name) ?? [];
+    const medians: string[] = [];
+    for (let i = 0; i < processes; i++) {
+      const cpu = samples
+        .filter((_, round) => round % processes === i)
+        .map((sample) => sample.cpuUs)
+        .filter((value): value is number => value !== undefined);
+      medians.push(cpu.length === 0 ? '–' : median(cpu).toFixed(0));
+    }
+    parts.push(`${target.name} ${medians.join(' / ')}`);
+  }
+  if (parts.length === 0) return '';
+  const line = `${work.name}, CPU µs/req of each process (the median of its rounds): ${parts.join('; ')}.\n`;
+  console.log(line);
+  return `${line}\n`;
 }
 
 /** The table of one workload: every target's rows, with ratios per round. */
