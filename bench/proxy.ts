@@ -355,7 +355,7 @@ function tableOf(
       times(ratio(samples, httpProxy)),
       quantile(latencies, 0.5).toFixed(0),
       quantile(latencies, 0.99).toFixed(0),
-      handWritten.length === 0 ? '–' : times(p99Ratio(samples)),
+      times(p99Ratio(samples)),
       cpu.length === 0 ? '–' : median(cpu).toFixed(0),
       ratios.length === 0 ? '–' : times(median(ratios)),
       ratios.length < 4 ? '–' : `${quantile(ratios, 0.25).toFixed(2)}–${quantile(ratios, 0.75).toFixed(2)}×`,
