@@ -28,11 +28,6 @@
  * turn, taken over the samples of all its turns together, and the median of the rounds' ratios of
  * p99 to the undici proxy's p99 in the same round. With `MCGRAVITY_BASELINE` set to another
  * build's `dist/index.js`, that build runs as one more target (`mcgravity-baseline`).
- *
- * Turns in sequence leave one doubt: the slow spells of these machines last seconds, a turn two, so
- * a spell can fall on one side of a round's ratio alone. After each workload's rounds come paired
- * rounds (PAIRED_ROUNDS), in which each proxy is loaded at the same time as an undici proxy process
- * and the ratio is taken within those seconds: the "paired vs undici" column, with its middle half.
  */
 import { type ChildProcess, spawnSync } from 'node:child_process';
 import os from 'node:os';
@@ -49,15 +44,6 @@ const DURATION_S = 2;
 const LATENCY_S = 1;
 /** Rounds of each workload; MCGRAVITY_BENCH_ROUNDS changes it. */
 const ROUNDS = Number(process.env.MCGRAVITY_BENCH_ROUNDS ?? 12);
-/**
- * Paired rounds of each workload, after the others (MCGRAVITY_BENCH_PAIRED_ROUNDS changes it; 0
- * skips them): every proxy gets 2 s of load at the same time as an undici proxy process, both on
- * the proxy core, and its CPU per request is divided by that process's in the same seconds. A slow
- * spell of the shared machine (they last seconds, and move a proxy's CPU per request by half) then
- * falls on both sides of the ratio, which turns in sequence cannot promise. The undici proxy's own
- * row pairs two of its processes: how far the method is from 1.00 when nothing differs.
- */
-const PAIRED_ROUNDS = Number(process.env.MCGRAVITY_BENCH_PAIRED_ROUNDS ?? 6);
 /**
  * Processes started per proxy, which take the rounds in turn; MCGRAVITY_BENCH_PROCESSES changes it.
  * A Node process keeps what its JIT and heap layout made of it for its whole life: the same build
@@ -149,28 +135,15 @@ export interface Sample {
 
 /** One turn of a target: autocannon with the CPU the target spent, then fine latency. */
 async function measure(url: string, pid: number | undefined, work: Workload): Promise<Sample> {
-  const { result, cpuUs } = await loadWithCpu(url, pid, work);
+  const before = pid === undefined ? 0 : treeCpuTicks(pid);
+  const result = await load(url, DURATION_S, work);
+  const cpuMs = pid === undefined ? 0 : (treeCpuTicks(pid) - before) * 10;
   const latencies = await fineLatency(url, LATENCY_S, work);
   return {
     rps: result.requests.total / DURATION_S,
     errors: result.errors + result.non2xx,
-    cpuUs,
-    latencies,
-  };
-}
-
-/** DURATION_S of load on `url`, and the CPU µs per request that process `pid` (and its children) spent. */
-async function loadWithCpu(
-  url: string,
-  pid: number | undefined,
-  work: Workload,
-): Promise<{ result: autocannon.Result; cpuUs: number | undefined }> {
-  const before = pid === undefined ? 0 : treeCpuTicks(pid);
-  const result = await load(url, DURATION_S, work);
-  const cpuMs = pid === undefined ? 0 : (treeCpuTicks(pid) - before) * 10;
-  return {
-    result,
     cpuUs: pid === undefined ? undefined : (cpuMs * 1000) / Math.max(1, result.requests.total),
+    latencies,
   };
 }
 
@@ -186,8 +159,6 @@ export interface Target {
   /** Round r runs on `instances[r % instances.length]`. */
   readonly instances: readonly Instance[];
   readonly samples: Map<string, Sample[]>;
-  /** Per workload, the CPU-per-request ratios of the paired rounds (see PAIRED_ROUNDS). */
-  readonly paired?: Map<string, number[]>;
 }
 
 /**
@@ -208,7 +179,7 @@ export async function startTargets(
       const started = await start([kind, ...ports.map(String), ...extra]);
       instances.push({ url: `http://127.0.0.1:${started.line.split(' ')[1]}/`, child: started.child });
     }
-    targets.push({ name: kind, instances, samples: new Map(), paired: new Map() });
+    targets.push({ name: kind, instances, samples: new Map() });
   }
   return targets;
 }
@@ -239,41 +210,8 @@ export async function runRounds(targets: readonly Target[], workloads: readonly 
         process.stderr.write('.');
       }
     }
-    await runPairedRounds(targets, work, random);
   }
   process.stderr.write('\n');
-}
-
-/**
- * The paired rounds of `work` (see PAIRED_ROUNDS): each proxy process under load at the same time
- * as an undici proxy process, in a new random order each round; the undici proxy against another of
- * its own processes.
- */
-async function runPairedRounds(
-  targets: readonly Target[],
-  work: Workload,
-  random: () => number,
-): Promise<void> {
-  const undici = targets.find((target) => target.name === 'undici');
-  if (undici === undefined || PAIRED_ROUNDS <= 0) return;
-  const proxies = targets.filter((target) => target.paired !== undefined);
-  for (let round = 0; round < PAIRED_ROUNDS; round++) {
-    shuffle(proxies, random);
-    for (const target of proxies) {
-      const count = undici.instances.length;
-      const own = target.instances[round % target.instances.length] as Instance;
-      // Against itself, the next process; with one process, itself (the ratio is then 1 by design).
-      const base = undici.instances[(round + (target === undici ? 1 : 0)) % count] as Instance;
-      const [mine, theirs] = await Promise.all([
-        loadWithCpu(own.url, own.child?.pid, work),
-        loadWithCpu(base.url, base.child?.pid, work),
-      ]);
-      const ratios = (target.paired as Map<string, number[]>).get(work.name) ?? [];
-      (target.paired as Map<string, number[]>).set(work.name, ratios);
-      ratios.push((mine.cpuUs ?? Number.NaN) / (theirs.cpuUs ?? Number.NaN));
-      process.stderr.write(':');
-    }
-  }
 }
 
 /** Fisher–Yates, in place. */
@@ -369,7 +307,7 @@ function perProcess(work: Workload, targets: readonly Target[]): string {
 /** The table of one workload: every target's rows, with ratios per round. */
 function tableOf(
   work: Workload,
-  targets: readonly Pick<Target, 'name' | 'samples' | 'paired'>[],
+  targets: readonly { name: string; samples: Map<string, Sample[]> }[],
   nginx: boolean,
   pinned: boolean,
 ): string {
@@ -403,11 +341,8 @@ function tableOf(
         .map((sample, round) => p99Of(sample) / p99Of(handWritten[round]))
         .filter((value) => !Number.isNaN(value)),
     );
-  const rows = targets.map(({ name, paired }) => {
+  const rows = targets.map(({ name }) => {
     const samples = samplesOf(name);
-    const pairs = (paired?.get(work.name) ?? [])
-      .filter((value) => !Number.isNaN(value))
-      .sort((a, b) => a - b);
     const cpu = samples.map((s) => s.cpuUs).filter((v): v is number => v !== undefined);
     // Latency percentiles over every turn's samples together: a p99 of one short turn rests on a few
     // dozen requests, of all the rounds on thousands.
@@ -424,14 +359,11 @@ function tableOf(
       cpu.length === 0 ? '–' : median(cpu).toFixed(0),
       ratios.length === 0 ? '–' : times(median(ratios)),
       ratios.length < 4 ? '–' : `${quantile(ratios, 0.25).toFixed(2)}–${quantile(ratios, 0.75).toFixed(2)}×`,
-      pairs.length === 0
-        ? '–'
-        : `${times(median(pairs))}${pairs.length < 4 ? '' : ` (${quantile(pairs, 0.25).toFixed(2)}–${quantile(pairs, 0.75).toFixed(2)})`}`,
       String(samples.reduce((sum, s) => sum + s.errors, 0)),
     ];
   });
   return printTable(
-    `Proxy, ${work.name}: autocannon, ${CONNECTIONS} connections, ${work.rounds} rounds of ${DURATION_S} s per target in shuffled order (seed ${ORDER_SEED}), taken in turn by ${PROCESSES} processes per proxy, each after a ${WARMUP_S} s warm-up; medians, ratios per round; ${PAIRED_ROUNDS} paired rounds (each proxy beside an undici proxy process, at once); 2 upstreams (nginx ${nginx ? 'included' : 'not installed'}); ${pinned ? 'proxies on core 1, load generator and upstreams on core 0' : 'not pinned to cores'}`,
+    `Proxy, ${work.name}: autocannon, ${CONNECTIONS} connections, ${work.rounds} rounds of ${DURATION_S} s per target in shuffled order (seed ${ORDER_SEED}), taken in turn by ${PROCESSES} processes per proxy, each after a ${WARMUP_S} s warm-up; medians, ratios per round; 2 upstreams (nginx ${nginx ? 'included' : 'not installed'}); ${pinned ? 'proxies on core 1, load generator and upstreams on core 0' : 'not pinned to cores'}`,
     [
       'target',
       'req/s',
@@ -443,7 +375,6 @@ function tableOf(
       'proxy CPU µs/req',
       'CPU vs undici',
       'middle half',
-      'paired vs undici',
       'errors',
     ],
     rows,
