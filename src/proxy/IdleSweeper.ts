@@ -5,7 +5,8 @@
  * second when idleMs allows) cuts the ones idle too long. The precision is a quarter of the
  * timeout, which is what an idle timeout needs. The watched streams sit in an intrusive linked list
  * (each entry carries its links), so starting and stopping a watch is a few pointer writes: no
- * hashing, and none of the rehashing a Set does as it grows and shrinks with the load.
+ * hashing, and none of the rehashing a Set does as it grows and shrinks with the load. An `idleMs`
+ * of 0 turns the timeout off: nothing is linked, no sweep runs.
  */
 import type { Clock } from '../core/clock.js';
 
@@ -21,7 +22,7 @@ export interface Watched {
   next: Watched | undefined;
 }
 
-/** Cuts streams that stay idle longer than `idleMs`. */
+/** Cuts streams that stay idle longer than `idleMs` (0: never). */
 export class IdleSweeper {
   readonly #idleMs: number;
   readonly #clock: Clock;
@@ -65,8 +66,9 @@ export class IdleSweeper {
     this.#link(entry);
   }
 
-  /** Puts `entry` (whose `next` is the current head) first in the list. */
+  /** Puts `entry` (whose `next` is the current head) first in the list; with the timeout off, nowhere. */
   #link(entry: Watched): void {
+    if (this.#idleMs <= 0) return;
     const head = this.#head;
     if (head !== undefined) head.prev = entry;
     this.#head = entry;

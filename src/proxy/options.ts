@@ -96,9 +96,9 @@ export interface AccessLogEntry {
 export interface ProxyTimeouts {
   /** Time to open a connection to an upstream (clusters the proxy creates). @default 5_000 */
   connectMs?: Duration;
-  /** Time from sending a request to the upstream's response headers, per attempt. @default 30_000 */
+  /** Time from sending a request to the upstream's response headers, per attempt; 0: none. @default 30_000 */
   firstByteMs?: Duration;
-  /** Longest silence on a response body (or a request body) before both sides are cut. @default 60_000 */
+  /** Longest silence on a response body (or a request body) before both sides are cut; 0: none. @default 60_000 */
   idleMs?: Duration;
   /** Time a client has to send its request headers (slowloris). @default 10_000 */
   clientHeadersMs?: Duration;

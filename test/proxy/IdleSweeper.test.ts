@@ -19,6 +19,19 @@ describe('IdleSweeper', () => {
     expect(clock.pending).toBe(0); // nothing watched: no timer left
   });
 
+  it('cuts nothing and runs no timer when idleMs is 0 (the timeout off)', () => {
+    const clock = new ManualClock();
+    const sweeper = new IdleSweeper(0, clock);
+    let cut = 0;
+    const watched = sweeper.watch(() => cut++);
+    sweeper.watchRelay({ destroy: () => cut++ }, { bytesRelayed: 0 });
+    expect(clock.pending).toBe(0);
+    clock.advance(3_600_000);
+    expect(cut).toBe(0);
+    sweeper.unwatch(watched); // unwatching what was never linked is harmless
+    expect(clock.pending).toBe(0);
+  });
+
   it('reads a progress counter instead, so the stream does no work per chunk', () => {
     const clock = new ManualClock();
     const sweeper = new IdleSweeper(1000, clock);

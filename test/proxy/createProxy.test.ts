@@ -462,6 +462,33 @@ describe('createProxy', () => {
     expect(received).toBeLessThan(total * chunk.length); // cut, not completed
   });
 
+  it('turns the idle timeout off with idleMs: 0, for an upload and an answer that both pause', async () => {
+    const target = await upstream((req, res) => {
+      let body = '';
+      req.on('data', (chunk: Buffer) => {
+        body += chunk;
+      });
+      req.on('end', () => {
+        res.writeHead(200, { 'content-type': 'text/plain' });
+        res.write(`got ${body};`);
+        setTimeout(() => res.end(' and more'), 60); // a pause that any sweep would have seen
+      });
+    });
+    const { port } = await proxy({ cluster: { backends: [target.url] }, timeouts: { idleMs: 0 } });
+    const client = net.connect(port, '127.0.0.1');
+    defer(async () => client.destroy());
+    let text = '';
+    client.on('data', (data: Buffer) => {
+      text += data;
+    });
+    client.write('POST /upload HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n');
+    setTimeout(() => client.write('0\r\n\r\n'), 60); // the upload pauses too
+    await within(() => text.endsWith('0\r\n\r\n'), 5000, 'the whole chunked answer');
+    expect(statusOfRaw(text)).toBe(200);
+    expect(text).toContain('got hello;');
+    expect(text).toContain(' and more');
+  });
+
   it('keeps a client on one endpoint by cookie across 1,000 requests, and spreads clients', async () => {
     const servers = await Promise.all(['a', 'b', 'c'].map((name) => echo(name)));
     const { url } = await proxy({

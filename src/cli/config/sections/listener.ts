@@ -36,8 +36,8 @@ const route = z.strictObject({
 });
 
 const listenerTimeouts = z.strictObject({
-  first_byte: duration('Time for a backend’s response headers, per attempt.').default('30s'),
-  idle: duration('Longest silence on a body before both sides are cut.').default('60s'),
+  first_byte: duration('Time for a backend’s response headers, per attempt; 0 for none.').default('30s'),
+  idle: duration('Longest silence on a body before both sides are cut; 0 for none.').default('60s'),
   client_headers: duration('Time a client has to send its request headers.').default('10s'),
   tunnel_idle: duration('Longest silence on a WebSocket; 0 for none.').default(0),
 });
