@@ -27,7 +27,9 @@
  * request, and latency percentiles in microseconds from a 1 s closed-loop run of our own after each
  * turn, taken over the samples of all its turns together, and the median of the rounds' ratios of
  * p99 to the undici proxy's p99 in the same round. With `MCGRAVITY_BASELINE` set to another
- * build's `dist/index.js`, that build runs as one more target (`mcgravity-baseline`).
+ * build's `dist/index.js`, that build runs as one more target (`mcgravity-baseline`). One row runs
+ * only when `MCGRAVITY_BENCH_TARGETS` names it: `mcgravity-lean`, createProxy with every default that
+ * can be turned off turned off, which prices those defaults against the same proxy without them.
  */
 import { type ChildProcess, spawnSync } from 'node:child_process';
 import os from 'node:os';
@@ -239,7 +241,10 @@ export async function runProxyBench(): Promise<string> {
   // MCGRAVITY_BENCH_TARGETS=undici,mcgravity keeps only those rows (and direct), for a quick look at
   // one change; the ratio columns need the rows they divide by.
   const only = process.env.MCGRAVITY_BENCH_TARGETS?.split(',');
-  if (only !== undefined) kinds.splice(0, kinds.length, ...kinds.filter((kind) => only.includes(kind)));
+  if (only !== undefined) {
+    const named = [...kinds, 'mcgravity-lean'].filter((kind) => only.includes(kind));
+    kinds.splice(0, kinds.length, ...named);
+  }
   const targets: Target[] = [
     {
       name: 'direct (one upstream)',

@@ -59,6 +59,7 @@ switch (role) {
     break;
   }
   case 'mcgravity':
+  case 'mcgravity-lean':
   case 'mcgravity-baseline': {
     // The built package, as users run it (npm run bench builds first), not the TypeScript source;
     // the baseline is another build, named by MCGRAVITY_BASELINE.
@@ -69,8 +70,17 @@ switch (role) {
     const { createProxy } = (await import(dist)) as typeof import('../src/index.js');
     // Every default on (outlier detection, retries and their budget, request ids, X-Forwarded-*,
     // latency windows, metrics); only the balancer and the pool size are chosen, as every row's are.
+    // The lean row turns off what can be turned off (request ids, timeouts, retries, breakers,
+    // outlier detection), leaving what every request pays: X-Forwarded-*, ordering, latency, metrics.
+    const lean = role === 'mcgravity-lean';
     const proxy = createProxy({
-      cluster: { backends: upstreams, balancer: 'round-robin', pool: { connections: 64 } },
+      ...(lean ? { requestId: false, timeouts: { firstByteMs: 0, idleMs: 0 } } : {}),
+      cluster: {
+        backends: upstreams,
+        balancer: 'round-robin',
+        pool: { connections: 64 },
+        ...(lean ? { retry: false, circuitBreaker: false, outlierDetection: false } : {}),
+      },
     });
     const server = await proxy.listen(0);
     ready((server.address() as AddressInfo).port);
