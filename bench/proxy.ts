@@ -28,8 +28,10 @@
  * turn, taken over the samples of all its turns together, and the median of the rounds' ratios of
  * p99 to the undici proxy's p99 in the same round. With `MCGRAVITY_BASELINE` set to another
  * build's `dist/index.js`, that build runs as one more target (`mcgravity-baseline`). One row runs
- * only when `MCGRAVITY_BENCH_TARGETS` names it: `mcgravity-lean`, createProxy with every default that
- * can be turned off turned off, which prices those defaults against the same proxy without them.
+ * only when `MCGRAVITY_BENCH_TARGETS` names them: `mcgravity-lean`, createProxy with every default
+ * that can be turned off turned off, which prices those defaults against the same proxy without
+ * them; and `undici-headers`, the undici proxy sending the headers mcgravity's defaults send
+ * (`X-Forwarded-*` and a request id upstream, the request id back), which prices those bytes.
  */
 import { type ChildProcess, spawnSync } from 'node:child_process';
 import os from 'node:os';
@@ -242,7 +244,7 @@ export async function runProxyBench(): Promise<string> {
   // one change; the ratio columns need the rows they divide by.
   const only = process.env.MCGRAVITY_BENCH_TARGETS?.split(',');
   if (only !== undefined) {
-    const named = [...kinds, 'mcgravity-lean'].filter((kind) => only.includes(kind));
+    const named = [...kinds, 'mcgravity-lean', 'undici-headers'].filter((kind) => only.includes(kind));
     kinds.splice(0, kinds.length, ...named);
   }
   const targets: Target[] = [

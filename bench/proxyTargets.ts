@@ -127,10 +127,15 @@ ${role === 'mcgravity-cli' ? `access_log: { path: ${join(dir, 'access.log')} }` 
     ready(port);
     break;
   }
-  case 'undici': {
+  case 'undici':
+  case 'undici-headers': {
     // The baseline a careful engineer writes in 30 lines: node:http in front, undici's Pool.stream()
-    // behind, round robin, hop-by-hop headers out, 502 on failure, and nothing else.
+    // behind, round robin, hop-by-hop headers out, 502 on failure, and nothing else. `undici-headers`
+    // is the same proxy putting on the wire what mcgravity's defaults put there, written plainly:
+    // X-Forwarded-For, -Proto and -Host and a request id upstream, the request id in the answer.
     const { Pool } = await import('undici');
+    const { randomUUID } = await import('node:crypto');
+    const withHeaders = role === 'undici-headers';
     const pools = upstreams.map((origin) => new Pool(origin, { connections: 64 }));
     const hopByHop = new Set([
       'connection',
@@ -154,15 +159,22 @@ ${role === 'mcgravity-cli' ? `access_log: { path: ${join(dir, 'access.log')} }` 
       const pool = pools[next++ % pools.length] as InstanceType<typeof Pool>;
       const hasBody =
         req.headers['content-length'] !== undefined || req.headers['transfer-encoding'] !== undefined;
+      const headers = endToEnd(req.headers);
+      let id: string | undefined;
+      if (withHeaders) {
+        const incoming = req.headers['x-request-id'];
+        id = typeof incoming === 'string' ? incoming : randomUUID();
+        headers['x-forwarded-for'] = req.socket.remoteAddress ?? '';
+        headers['x-forwarded-proto'] = 'http';
+        headers['x-forwarded-host'] = req.headers.host ?? '';
+        headers['x-request-id'] = id;
+      }
       pool.stream(
-        {
-          method: req.method as 'GET',
-          path: req.url ?? '/',
-          headers: endToEnd(req.headers),
-          body: hasBody ? req : null,
-        },
+        { method: req.method as 'GET', path: req.url ?? '/', headers, body: hasBody ? req : null },
         ({ statusCode, headers }) => {
-          res.writeHead(statusCode, endToEnd(headers));
+          const out = endToEnd(headers);
+          if (id !== undefined) out['x-request-id'] = id;
+          res.writeHead(statusCode, out);
           return res;
         },
         (error) => {
