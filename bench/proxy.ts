@@ -27,7 +27,7 @@
  * request, and latency percentiles in microseconds from a 1 s closed-loop run of our own after each
  * turn, taken over the samples of all its turns together, and the median of the rounds' ratios of
  * p99 to the undici proxy's p99 in the same round. With `MCGRAVITY_BASELINE` set to another
- * build's `dist/index.js`, that build runs as one more target (`mcgravity-baseline`). One row runs
+ * build's `dist/index.js`, that build runs as one more target (`mcgravity-baseline`). Two rows run
  * only when `MCGRAVITY_BENCH_TARGETS` names them: `mcgravity-lean`, createProxy with every default
  * that can be turned off turned off, which prices those defaults against the same proxy without
  * them; and `undici-headers`, the undici proxy sending the headers mcgravity's defaults send
